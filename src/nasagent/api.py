@@ -1,0 +1,428 @@
+"""The Python API that mirrors the CLI: ``search``, ``resume``, ``compare``, ``load_run``.
+
+A run is described by a ``RunConfig`` (names and options only), stored in the journal so that
+``resume(run_dir)`` can rebuild the same space, benchmark and strategy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nasagent.core import Budget, NasagentError, Objective
+from nasagent.registry import make_benchmark, make_space, make_strategy
+from nasagent.runtime.journal import Journal
+from nasagent.runtime.runner import Progress, Runner, RunResult
+
+JOURNAL_NAME = "journal.db"
+
+
+@dataclass
+class RunConfig:
+    benchmark: str = "nb201"
+    strategy: str = "evolution"
+    budget: dict = field(default_factory=lambda: {"evaluations": 200})
+    seed: int = 0
+    space: str | None = None
+    metric: str | None = None
+    mode: str | None = None
+    strategy_options: dict = field(default_factory=dict)
+    benchmark_options: dict = field(default_factory=dict)
+    workers: int = 1
+    executor: str = "inline"
+    executor_options: dict = field(default_factory=dict)
+    count_repeats: bool = False
+    stop_at_optimum: bool = False
+    snapshot_every: int = 50  # strategy snapshots every this many tells (and every 30 s)
+
+    def make_budget(self) -> Budget:
+        return Budget(**{k: v for k, v in self.budget.items() if v is not None})
+
+
+def _budget_dict(budget) -> dict:
+    if budget is None:
+        return {"evaluations": 200}
+    if isinstance(budget, (int, np.integer)):
+        if budget <= 0:
+            raise NasagentError(f"budget must be > 0, got {budget}")
+        return {"evaluations": int(budget)}
+    if isinstance(budget, Budget):
+        return dataclasses.asdict(budget)
+    if isinstance(budget, dict):
+        Budget(**budget)  # validates
+        return dict(budget)
+    raise NasagentError(f"budget must be an int (evaluations), a dict or a Budget, got {budget!r}")
+
+
+def build(config: RunConfig):
+    """(space, benchmark, strategy, objective) for a config; every name is checked with a clear error."""
+    bench_opts = dict(config.benchmark_options)
+    bench = make_benchmark(config.benchmark, **bench_opts)
+    space = bench.space
+    if config.space is not None and config.space != space.name:
+        # a table fixes its space; a space given by name must be the same one
+        wanted = make_space(config.space)
+        if wanted.name != space.name:
+            raise NasagentError(
+                f"benchmark {config.benchmark!r} is defined on space {space.name!r}, not {config.space!r}; "
+                f"omit --space or use --space {space.name}"
+            )
+    objective = bench.objective(config.metric, config.mode)
+    if hasattr(bench, "metrics") and config.mode and config.metric in getattr(bench, "metrics", {}):
+        declared = bench.metrics[config.metric].mode
+        if declared != config.mode:
+            pass  # the user may deliberately search the other direction
+    strategy = make_strategy(config.strategy, space, seed=config.seed, **config.strategy_options)
+    return space, bench, strategy, objective
+
+
+def _executor(config: RunConfig):
+    from nasagent.runtime.executors import InlineExecutor, ProcessPoolExecutor
+
+    if config.executor == "inline":
+        return InlineExecutor(config.workers)
+    if config.executor == "process":
+        factory = functools.partial(make_benchmark, config.benchmark, **config.benchmark_options)
+        return ProcessPoolExecutor(config.workers, factory=factory, **config.executor_options)
+    if config.executor == "ray":
+        try:
+            from nasagent.runtime.ray_executor import RayExecutor
+        except ImportError as e:
+            raise NasagentError(f"the Ray executor is not available: {e}") from None
+        factory = functools.partial(make_benchmark, config.benchmark, **config.benchmark_options)
+        return RayExecutor(config.workers, factory=factory, **config.executor_options)
+    raise NasagentError(f"unknown executor {config.executor!r}; executors: inline, process, ray")
+
+
+def _run(config: RunConfig, journal: Journal, run_dir: Path | None, progress, plot: bool) -> RunResult:
+    space, bench, strategy, objective = build(config)
+    runner = Runner(
+        space,
+        bench,
+        strategy,
+        objective,
+        config.make_budget(),
+        journal=journal,
+        executor=_executor(config),
+        count_repeats=config.count_repeats,
+        stop_at_optimum=config.stop_at_optimum,
+        snapshot_every=config.snapshot_every,
+        on_progress=progress,
+    )
+    result = runner.run()
+    result.run_dir = str(run_dir) if run_dir else None
+    if run_dir is not None:
+        write_outputs(result, config, run_dir, plot=plot)
+    bench.close()
+    return result
+
+
+def make_config(
+    benchmark: str = "nb201",
+    strategy: str = "evolution",
+    budget=None,
+    seed: int = 0,
+    *,
+    space: str | None = None,
+    metric: str | None = None,
+    mode: str | None = None,
+    workers: int = 1,
+    executor: str = "inline",
+    strategy_options: dict | None = None,
+    benchmark_options: dict | None = None,
+    executor_options: dict | None = None,
+    count_repeats: bool = False,
+    stop_at_optimum: bool = False,
+    snapshot_every: int = 50,
+) -> RunConfig:
+    """A validated RunConfig: every name, option and budget is checked here, with one clear error."""
+    config = RunConfig(
+        benchmark=benchmark,
+        strategy=strategy,
+        budget=_budget_dict(budget),
+        seed=int(seed),
+        space=space,
+        metric=metric,
+        mode=mode,
+        strategy_options=dict(strategy_options or {}),
+        benchmark_options={k: v for k, v in (benchmark_options or {}).items() if v is not None},
+        workers=int(workers),
+        executor=executor,
+        executor_options=dict(executor_options or {}),
+        count_repeats=count_repeats,
+        stop_at_optimum=stop_at_optimum,
+        snapshot_every=int(snapshot_every),
+    )
+    if config.workers < 1:
+        raise NasagentError(f"workers must be >= 1, got {workers}")
+    if config.executor not in ("inline", "process", "ray"):
+        raise NasagentError(f"unknown executor {config.executor!r}; executors: inline, process, ray")
+    build(config)
+    return config
+
+
+def search(
+    benchmark: str = "nb201",
+    strategy: str = "evolution",
+    budget=None,
+    seed: int = 0,
+    *,
+    space: str | None = None,
+    metric: str | None = None,
+    mode: str | None = None,
+    out: str | Path | None = None,
+    workers: int = 1,
+    executor: str = "inline",
+    strategy_options: dict | None = None,
+    benchmark_options: dict | None = None,
+    executor_options: dict | None = None,
+    count_repeats: bool = False,
+    stop_at_optimum: bool = False,
+    snapshot_every: int = 50,
+    progress=None,
+    plot: bool = True,
+    overwrite: bool = False,
+) -> RunResult:
+    """Run one search. With ``out`` the run is journaled there (resumable) and ``best.json`` plus
+    ``curve.png`` are written; without it the journal lives in memory."""
+    config = make_config(
+        benchmark, strategy, budget, seed, space=space, metric=metric, mode=mode, workers=workers, executor=executor,
+        strategy_options=strategy_options, benchmark_options=benchmark_options, executor_options=executor_options,
+        count_repeats=count_repeats, stop_at_optimum=stop_at_optimum, snapshot_every=snapshot_every,
+    )
+    if out is None:
+        return _run(config, Journal(":memory:"), None, progress, plot=False)
+    run_dir = Path(out)
+    jpath = run_dir / JOURNAL_NAME
+    if jpath.exists():
+        if not overwrite:
+            raise NasagentError(f"{run_dir} already holds a run; resume it with --resume {run_dir}, or choose another --out")
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(jpath) + suffix).unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    journal = Journal(jpath)
+    journal.set_meta("config", dataclasses.asdict(config))
+    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    try:
+        return _run(config, journal, run_dir, progress, plot)
+    finally:
+        journal.close()
+
+
+def load_config(run_dir: str | Path) -> tuple[RunConfig, Journal]:
+    run_dir = Path(run_dir)
+    jpath = run_dir / JOURNAL_NAME if run_dir.is_dir() else run_dir
+    journal = Journal(jpath, create=False)
+    raw = journal.get_meta("config")
+    if not isinstance(raw, dict):
+        journal.close()
+        raise NasagentError(f"{jpath} has no run configuration; it was not written by 'nasagent search'")
+    try:
+        config = RunConfig(**raw)
+    except TypeError as e:
+        journal.close()
+        raise NasagentError(f"{jpath} has a run configuration this nasagent cannot read ({e})") from None
+    return config, journal
+
+
+def resume(run_dir: str | Path, progress=None, budget=None, plot: bool = True) -> RunResult:
+    """Continue a run (killed or finished) from its journal; ``budget`` may raise the original budget."""
+    config, journal = load_config(run_dir)
+    if budget is not None:
+        config.budget = _budget_dict(budget)
+        journal.set_meta("config", dataclasses.asdict(config))
+    try:
+        return _run(config, journal, Path(run_dir), progress, plot)
+    finally:
+        journal.close()
+
+
+def load_run(run_dir: str | Path) -> tuple[RunConfig, RunResult]:
+    """Rebuild a run's result from its journal without running anything (``nasagent report``)."""
+    config, journal = load_config(run_dir)
+    try:
+        space, bench, strategy, objective = build(config)
+        runner = Runner(space, bench, strategy, objective, config.make_budget(), journal=journal)
+        rows = journal.trials()
+        for r in rows:
+            if r.status in ("ok", "failed"):
+                runner.cost += float(r.cost or 0.0)
+            runner.n_failed += r.status == "failed"
+            runner.n_cached += r.status == "cached"
+        for r in sorted((r for r in rows if r.counted), key=lambda r: r.sample):
+            runner.samples = r.sample
+            runner._record_sample(runner._row_trial(r), r.result(), r.sample)
+        runner._elapsed_before = journal.previous_elapsed()
+        runner._t0 = time.monotonic()
+        result = runner.result()
+        result.elapsed = runner._elapsed_before
+        running = sum(r.status == "running" for r in rows)
+        result.stop_reason = f"{running} trial(s) were running when the run stopped (resume it)" if running else "finished"
+        result.run_dir = str(run_dir)
+        return config, result
+    finally:
+        journal.close()
+
+
+def write_outputs(result: RunResult, config: RunConfig, run_dir: Path, plot: bool = True) -> None:
+    from nasagent.report.plots import plot_run
+
+    best = result.best
+    doc = {
+        "benchmark": config.benchmark,
+        "strategy": config.strategy,
+        "seed": config.seed,
+        "objective": str(result.objective),
+        "best": None
+        if best is None
+        else {"arch": best.arch, "key": best.key, "value": result.best_value, "metrics": best.metrics, "sample": best.sample, "trial": best.number},
+        "report": result.report,
+        "samples": result.samples,
+        "cost": result.cost,
+        "elapsed_seconds": round(result.elapsed, 3),
+        "failed": result.n_failed,
+        "answered_from_journal": result.n_cached,
+        "optimum": result.optimum,
+        "samples_to_optimum": result.samples_to_optimum,
+        "stop_reason": result.stop_reason,
+    }
+    (run_dir / "best.json").write_text(json.dumps(doc, indent=2, default=float))
+    if plot:
+        title = f"{config.strategy} on {config.benchmark} (seed {config.seed})"
+        plot_run(result.trace, result.objective, run_dir / "curve.png", title=title, optimum=result.optimum)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# compare: several strategies x seeds
+# ---------------------------------------------------------------------------------------------------------
+def _compare_one(args) -> dict:
+    benchmark, strategy, seed, budget, options, bench_opts, metric, stop_at_optimum = args
+    res = search(
+        benchmark,
+        strategy,
+        budget=budget,
+        seed=seed,
+        metric=metric,
+        strategy_options=options,
+        benchmark_options=bench_opts,
+        stop_at_optimum=stop_at_optimum,
+        plot=False,
+    )
+    return {
+        "strategy": strategy,
+        "seed": seed,
+        "samples_to_optimum": res.samples_to_optimum,
+        "samples": res.samples,
+        "trace": res.trace,
+        "optimum": res.optimum,
+        "best_value": res.best_value,
+        "stop_reason": res.stop_reason,
+    }
+
+
+@dataclass
+class Comparison:
+    benchmark: str
+    objective: str
+    optimum: float | None
+    budget: int
+    runs: list[dict]
+    at: tuple[int, ...]
+
+    def methods(self) -> list[str]:
+        return list(dict.fromkeys(r["label"] for r in self.runs))
+
+    def summary(self) -> list[dict]:
+        """Per method: samples to optimum (mean, median, se, censored) and mean regret at each budget in ``at``."""
+        from nasagent.report.plots import regret_matrix
+
+        out = []
+        for m in self.methods():
+            rs = [r for r in self.runs if r["label"] == m]
+            row: dict = {"method": m, "n_seeds": len(rs)}
+            if self.optimum is not None:
+                sto = np.array([r["samples_to_optimum"] or self.budget for r in rs], dtype=float)
+                row["censored"] = int(sum(r["samples_to_optimum"] is None for r in rs))
+                row["samples_to_optimum_mean"] = float(sto.mean())
+                row["samples_to_optimum_median"] = float(np.median(sto))
+                row["samples_to_optimum_se"] = float(sto.std(ddof=1) / np.sqrt(len(sto))) if len(sto) > 1 else 0.0
+                reg = regret_matrix([r["trace"] for r in rs], self.optimum, max(self.at))
+                for n in self.at:
+                    col = reg[:, n - 1]
+                    row[f"regret_at_{n}"] = float(np.nanmean(col))
+                    row[f"regret_at_{n}_se"] = float(np.nanstd(col, ddof=1) / np.sqrt(np.isfinite(col).sum())) if len(col) > 1 else 0.0
+            else:
+                best = np.array([r["best_value"] for r in rs], dtype=float)
+                row["best_value_mean"] = float(np.nanmean(best))
+                row["best_value_se"] = float(np.nanstd(best, ddof=1) / np.sqrt(len(best))) if len(best) > 1 else 0.0
+            out.append(row)
+        return out
+
+
+def compare(
+    benchmark: str = "nb201",
+    strategies=("random", "evolution", "local-search"),
+    seeds: int | list[int] = 10,
+    budget: int | None = None,
+    at: tuple[int, ...] = (100, 200),
+    metric: str | None = None,
+    strategy_options: dict[str, dict] | None = None,
+    benchmark_options: dict | None = None,
+    jobs: int = 1,
+    stop_at_optimum: bool = True,
+    progress=None,
+) -> Comparison:
+    """Run every strategy on every seed with the same budget and summarise.
+
+    ``strategies`` are registry names, optionally labelled ``label=name`` so one strategy can appear with
+    several option sets (``strategy_options`` is keyed by label). ``budget`` defaults to the size of an
+    enumerable space (so samples-to-optimum is never censored) and otherwise to ``max(at)``. Runs stop
+    once they find the global optimum, and their regret stays 0 from there.
+    """
+    seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    bench = make_benchmark(benchmark, **(benchmark_options or {}))
+    objective = bench.objective(metric)
+    opt = bench.optimum(objective)
+    if budget is None:
+        size = bench.space.size()
+        budget = int(size) if size is not None and size <= 100_000 else max(at)
+    if max(at) > budget:
+        raise NasagentError(f"regret is asked at {max(at)} samples but the budget is {budget}")
+    labelled = []
+    for s in strategies:
+        label, _, name = s.partition("=") if "=" in s else (s, "", s)
+        labelled.append((label, name))
+    tasks = [
+        (benchmark, name, seed, budget, (strategy_options or {}).get(label, {}), benchmark_options or {}, metric, stop_at_optimum)
+        for label, name in labelled
+        for seed in seeds
+    ]
+    labels = [label for label, _ in labelled for _ in seeds]
+    runs = []
+    if jobs > 1:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+            for label, r in zip(labels, pool.map(_compare_one, tasks, chunksize=max(1, len(tasks) // (4 * jobs))), strict=True):
+                r["label"] = label
+                runs.append(r)
+                if progress:
+                    progress(len(runs), len(tasks))
+    else:
+        for label, t in zip(labels, tasks, strict=True):
+            r = _compare_one(t)
+            r["label"] = label
+            runs.append(r)
+            if progress:
+                progress(len(runs), len(tasks))
+    return Comparison(benchmark, str(objective), None if opt is None else opt[0], budget, runs, tuple(at))
+
+
+__all__ = ["search", "resume", "compare", "load_run", "RunConfig", "RunResult", "Progress", "Comparison", "Objective"]

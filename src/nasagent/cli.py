@@ -1,0 +1,330 @@
+"""``nasagent`` command line: list, search, compare, report.
+
+Every user error ends in one red line and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nasagent.core import NasagentError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="nasagent: neural architecture search and black-box optimisation.")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(msg: str, code: int = 2):
+    err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _guard(fn):
+    """Run a command body, turning NasagentError (and Ctrl-C) into one clear line."""
+    try:
+        return fn()
+    except NasagentError as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        _fail("interrupted; everything finished so far is in the journal (continue with --resume RUN_DIR)", 130)
+
+
+def parse_options(items: list[str] | None) -> dict:
+    """``key=value`` pairs; values are read as JSON when they parse (numbers, true/false, lists), else strings."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise NasagentError(f"option {item!r} must look like key=value")
+        try:
+            out[key.replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.replace("-", "_")] = value
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+@app.command("list")
+def list_cmd(
+    what: Annotated[str, typer.Argument(help="spaces | benchmarks | strategies | all")] = "all",
+    benchmark: Annotated[str | None, typer.Option("--benchmark", "-b", help="show this benchmark's metrics")] = None,
+    table: Annotated[Path | None, typer.Option(help="table file for nb201-csv / nb101-tfrecord")] = None,
+):
+    """What nasagent can search: spaces, benchmarks (and their metrics), strategies."""
+
+    def body():
+        from nasagent.registry import BENCHMARKS, SPACES, STRATEGIES, make_benchmark
+
+        if benchmark:
+            b = make_benchmark(benchmark, **({"table": str(table)} if table else {}))
+            t = Table(title=f"metrics of {b.name} (space {b.space.name})")
+            for c in ("metric", "direction", "description"):
+                t.add_column(c)
+            for m in b.metrics.values():
+                label = m.name + (" (default)" if m.name == b.default_metric else "")
+                t.add_row(label, m.mode, m.description + (f"; report {m.report}" if m.report else ""))
+            console.print(t)
+            if b.notes:
+                console.print(b.notes)
+            return
+        if what not in ("all", "spaces", "benchmarks", "strategies"):
+            raise NasagentError(f"cannot list {what!r}; choose spaces, benchmarks, strategies or all")
+        if what in ("all", "spaces"):
+            t = Table(title="spaces")
+            t.add_column("name")
+            t.add_column("description")
+            for n, e in SPACES.items():
+                t.add_row(n, e.description)
+            t.add_row("box-<dim>", "unit box for black-box optimisation (functions bring their own box)")
+            console.print(t)
+        if what in ("all", "benchmarks"):
+            t = Table(title="benchmarks (nasagent list -b NAME shows the metrics)")
+            t.add_column("name")
+            t.add_column("description")
+            for f in BENCHMARKS:
+                t.add_row(f.name, f.description)
+            console.print(t)
+        if what in ("all", "strategies"):
+            t = Table(title="strategies (options: --opt key=value)")
+            t.add_column("name")
+            t.add_column("description")
+            for n, e in STRATEGIES.items():
+                t.add_row(n, e.description)
+            console.print(t)
+
+    _guard(body)
+
+
+def _progress_display(total: int | None):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    prog = Progress(
+        TextColumn("[bold]search"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=err_console,
+        transient=False,
+        disable=not err_console.is_terminal and False,
+    )
+    task = prog.add_task("", total=total)
+    last = [0.0]
+
+    def update(p):
+        now = time.monotonic()
+        if now - last[0] < 0.1 and (total is None or p.samples < total):
+            return
+        last[0] = now
+        best = "-" if p.best_value is None else f"{p.best_value:.4g}"
+        prog.update(task, completed=p.samples, description=f"best {best}")
+
+    return prog, update
+
+
+def _print_result(result, config_name: str) -> None:
+    best = result.best
+    if best is None:
+        console.print(f"[yellow]no successful trial[/] ({result.stop_reason}; {result.n_failed} failed)")
+        return
+    console.print(f"[bold green]best architecture[/] ({result.objective} = {result.best_value:.6g}, sample {best.sample}):")
+    console.print(best.arch, highlight=False, soft_wrap=True)
+    extra = ", ".join(f"{k} = {v:.6g}" for k, v in result.report.items())
+    if extra:
+        console.print(f"reported: {extra}")
+    line = f"{result.samples} samples, {result.n_cached} re-proposals answered from the journal, {result.n_failed} failed; {result.stop_reason}"
+    console.print(line)
+    if result.optimum is not None:
+        sto = result.samples_to_optimum
+        console.print(
+            f"global optimum {result.optimum:.6g}: "
+            + (f"found at sample {sto}" if sto else f"not found (regret {abs(result.optimum - result.best_value):.4g})")
+        )
+
+
+@app.command()
+def search(
+    benchmark: Annotated[str, typer.Option("--benchmark", "-b", help="what evaluates candidates (nasagent list benchmarks)")] = "nb201",
+    strategy: Annotated[str, typer.Option("--strategy", "-s", help="search strategy (nasagent list strategies)")] = "evolution",
+    budget: Annotated[int | None, typer.Option(help="unique architectures to evaluate (default 200)")] = None,
+    budget_cost: Annotated[float | None, typer.Option(help="stop when summed evaluation cost reaches this")] = None,
+    budget_seconds: Annotated[float | None, typer.Option(help="stop after this much wall time (s)")] = None,
+    seed: Annotated[int, typer.Option(help="seed of everything random in the run")] = 0,
+    space: Annotated[str | None, typer.Option(help="space (tables fix their own; checked for consistency)")] = None,
+    metric: Annotated[str | None, typer.Option(help="metric to optimise (default: the benchmark's)")] = None,
+    mode: Annotated[str | None, typer.Option(help="max or min (default: the metric's own direction)")] = None,
+    out: Annotated[Path | None, typer.Option(help="run directory (journal, best.json, curve.png)")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="continue the run in this directory")] = None,
+    workers: Annotated[int, typer.Option(help="trials in flight at once")] = 1,
+    executor: Annotated[str, typer.Option(help="inline | process | ray")] = "inline",
+    opt: Annotated[list[str] | None, typer.Option("--opt", help="strategy option key=value (repeatable)")] = None,
+    table: Annotated[Path | None, typer.Option(help="table file for nb201-csv / nb101-tfrecord")] = None,
+    arch_column: Annotated[str | None, typer.Option(help="nb201-csv: column of architecture strings")] = None,
+    cost_column: Annotated[str | None, typer.Option(help="nb201-csv: column of training costs")] = None,
+    count_repeats: Annotated[bool, typer.Option(help="count re-proposed architectures toward the budget")] = False,
+    stop_at_optimum: Annotated[bool, typer.Option(help="stop when a table's global optimum is found")] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+):
+    """Search for the best architecture; prints it and writes best.json, the journal and curve.png."""
+
+    def body():
+        import nasagent.api as api
+
+        if resume is not None:
+            config, journal = api.load_config(resume)
+            journal.close()
+            total = config.budget.get("evaluations")
+            prog, update = _progress_display(total)
+            new_budget = None
+            if any(v is not None for v in (budget, budget_cost, budget_seconds)):
+                new_budget = {"evaluations": budget, "cost": budget_cost, "seconds": budget_seconds}
+                total = budget
+            with prog if not quiet else _null():
+                result = api.resume(resume, progress=None if quiet else update, budget=new_budget)
+            _print_result(result, config.strategy)
+            console.print(f"run directory: {resume}")
+            return
+        bopts = {"table": str(table) if table else None, "arch_column": arch_column, "cost_column": cost_column}
+        bud = {"evaluations": budget, "cost": budget_cost, "seconds": budget_seconds}
+        if all(v is None for v in bud.values()):
+            bud["evaluations"] = 200
+        api.make_config(  # validate names, options and budget before drawing a progress bar
+            benchmark, strategy, {k: v for k, v in bud.items() if v is not None}, seed, space=space, metric=metric,
+            mode=mode, workers=workers, executor=executor, strategy_options=parse_options(opt), benchmark_options=bopts,
+        )
+        run_dir = out or Path("runs") / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', benchmark)}-{strategy}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        prog, update = _progress_display(bud["evaluations"])
+        with prog if not quiet else _null():
+            result = api.search(
+                benchmark,
+                strategy,
+                budget={k: v for k, v in bud.items() if v is not None},
+                seed=seed,
+                space=space,
+                metric=metric,
+                mode=mode,
+                out=run_dir,
+                workers=workers,
+                executor=executor,
+                strategy_options=parse_options(opt),
+                benchmark_options=bopts,
+                count_repeats=count_repeats,
+                stop_at_optimum=stop_at_optimum,
+                progress=None if quiet else update,
+                overwrite=overwrite,
+            )
+        _print_result(result, strategy)
+        console.print(f"run directory: {run_dir} (best.json, journal.db, curve.png)")
+
+    _guard(body)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+@app.command()
+def compare(
+    benchmark: Annotated[str, typer.Option("--benchmark", "-b")] = "nb201",
+    strategies: Annotated[str, typer.Option(help="comma-separated strategies; label=name to repeat one with other options")] = "random,evolution,local-search",
+    seeds: Annotated[int, typer.Option(help="seeds 0..N-1 for every strategy")] = 10,
+    budget: Annotated[int | None, typer.Option(help="samples per run (default: the space size for enumerable tables)")] = None,
+    at: Annotated[str, typer.Option(help="report regret at these sample counts")] = "100,200",
+    metric: Annotated[str | None, typer.Option()] = None,
+    opt: Annotated[list[str] | None, typer.Option("--opt", help="LABEL.key=value strategy option (repeatable)")] = None,
+    table: Annotated[Path | None, typer.Option(help="table file for nb201-csv / nb101-tfrecord")] = None,
+    jobs: Annotated[int, typer.Option(help="processes running seeds in parallel")] = 1,
+    out: Annotated[Path, typer.Option(help="directory for compare.json, compare.csv and regret.png")] = Path("runs/compare"),
+):
+    """Several strategies x seeds on one benchmark: samples to the global optimum and regret curves."""
+
+    def body():
+        import csv
+
+        from nasagent.api import compare as run_compare
+        from nasagent.report.plots import plot_regret_curves, regret_matrix
+        from rich.progress import Progress
+
+        names = [s.strip() for s in strategies.split(",") if s.strip()]
+        at_list = tuple(int(a) for a in at.split(",") if a.strip())
+        per: dict[str, dict] = {}
+        for k, v in parse_options(opt).items():
+            label, dot, key = k.partition(".")
+            if not dot:
+                raise NasagentError(f"compare options are LABEL.key=value, got {k!r}")
+            per.setdefault(label, {})[key] = v
+        with Progress(console=err_console) as prog:
+            task = prog.add_task("runs", total=len(names) * seeds)
+            comp = run_compare(
+                benchmark,
+                names,
+                seeds=seeds,
+                budget=budget,
+                at=at_list,
+                metric=metric,
+                strategy_options=per,
+                benchmark_options={"table": str(table)} if table else None,
+                jobs=jobs,
+                progress=lambda done, total: prog.update(task, completed=done),
+            )
+        rows = comp.summary()
+        t = Table(title=f"{benchmark}: {len(names)} strategies x {seeds} seeds, budget {comp.budget} ({comp.objective})")
+        cols = [c for c in rows[0] if not c.endswith("_se")]
+        for c in cols:
+            t.add_column(c)
+        for r in rows:
+            t.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols])
+        console.print(t)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "compare.json").write_text(json.dumps({"benchmark": benchmark, "objective": comp.objective, "budget": comp.budget, "optimum": comp.optimum, "rows": rows}, indent=2))
+        with open(out / "compare.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        if comp.optimum is not None:
+            n = comp.budget
+            curves = {m: regret_matrix([r["trace"] for r in comp.runs if r["label"] == m], comp.optimum, n) for m in comp.methods()}
+            plot_regret_curves(curves, out / "regret.png", title=f"{benchmark}: mean regret, 95 % band")
+        console.print(f"written: {out}/compare.json, compare.csv" + (", regret.png" if comp.optimum is not None else ""))
+
+    _guard(body)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="a run directory written by nasagent search")]):
+    """Summarise a run from its journal and redraw its plot."""
+
+    def body():
+        from nasagent.api import load_run, write_outputs
+
+        config, result = load_run(run_dir)
+        console.print(f"[bold]{config.strategy}[/] on [bold]{config.benchmark}[/] (seed {config.seed}), budget {config.budget}")
+        _print_result(result, config.strategy)
+        if result.elapsed:
+            console.print(f"wall time {result.elapsed:.1f} s")
+        write_outputs(result, config, Path(run_dir))
+        console.print(f"written: {run_dir}/best.json, curve.png")
+
+    _guard(body)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,187 @@
+"""Name -> object lookup for spaces, benchmarks and strategies, imported lazily.
+
+Adding a space, benchmark family or strategy means adding one entry here (and a docs page). Lookups fail
+with one line that lists the valid names.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nasagent.core import NasagentError
+
+
+def _load(path: str) -> Any:
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+# -- spaces -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SpaceEntry:
+    factory: str  # "module:callable"
+    kwargs: tuple = ()
+    description: str = ""
+
+
+SPACES: dict[str, SpaceEntry] = {
+    "nb201": SpaceEntry("nasagent.spaces.nb201:NB201Space", (), "NAS-Bench-201 cell: 6 edges x 5 ops (15,625)"),
+    "nb101": SpaceEntry("nasagent.spaces.nb101:NB101Space", (), "NAS-Bench-101 cell: <=7 nodes, <=9 edges, 3 ops (423,624)"),
+    "nb101-6": SpaceEntry(
+        "nasagent.spaces.nb101:NB101Space", (("max_nodes", 6),), "NAS-Bench-101 cells of <=6 nodes (AlphaX subspace, 64,542)"
+    ),
+    "darts": SpaceEntry("nasagent.spaces.darts:DartsSpace", (), "DARTS normal + reduction cells, 4 nodes x 2 inputs, 7 ops"),
+    "nbgraph": SpaceEntry("nasagent.spaces.gnn:NBGraphSpace", (), "NAS-Bench-Graph GNNs: 9 wirings x 9 ops per layer (26,206)"),
+    "nbgraph-proteins": SpaceEntry(
+        "nasagent.spaces.gnn:NBGraphSpace", (("proteins", True),), "NAS-Bench-Graph with the 5 ops of 'proteins' (2,021)"
+    ),
+}
+
+
+def make_space(name: str, **kwargs):
+    if name.startswith("box-") and name[4:].isdigit():
+        from nasagent.spaces.box import BoxSpace
+
+        d = int(name[4:])
+        return BoxSpace([0.0] * d, [1.0] * d)
+    entry = SPACES.get(name)
+    if entry is None:
+        raise NasagentError(f"unknown space {name!r}; spaces: {', '.join(list(SPACES) + ['box-<dim>'])}")
+    return _load(entry.factory)(**{**dict(entry.kwargs), **kwargs})
+
+
+def sequential_spaces() -> list[str]:
+    out = []
+    for name in SPACES:
+        try:
+            if make_space(name).sequential:
+                out.append(name)
+        except Exception:  # a space whose optional dependency is missing is simply not listed
+            continue
+    return out
+
+
+# -- benchmarks ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BenchmarkFamily:
+    name: str  # how it is written on the command line, e.g. "nbgraph/<dataset>"
+    description: str
+    match: Callable[[str], bool]
+    build: str  # "module:callable(spec, **options)"
+
+
+def _build_nb201(spec: str, **opts):
+    from nasagent.benchmarks.nb201 import nb201_benchmark
+
+    _no_options(spec, opts)
+    return nb201_benchmark()
+
+
+def _build_csv(spec: str, table=None, arch_column=None, cost_column=None, **opts):
+    from nasagent.benchmarks.nb201 import csv_benchmark
+
+    _no_options(spec, opts)
+    if table is None:
+        raise NasagentError("benchmark nb201-csv needs a table file: --table PATH.csv")
+    return csv_benchmark(table, arch_column=arch_column, cost_column=cost_column)
+
+
+def _build_nbgraph(spec: str, **opts):
+    from nasagent.benchmarks.nbgraph import nbgraph_benchmark
+
+    _no_options(spec, opts)
+    return nbgraph_benchmark(spec.split("/", 1)[1])
+
+
+def _build_nb101(spec: str, table=None, epochs: int = 108, max_nodes: int = 7, **opts):
+    from nasagent.benchmarks.nb101_tfrecord import nb101_benchmark
+
+    _no_options(spec, opts)
+    if table is None:
+        raise NasagentError("benchmark nb101-tfrecord needs the NB101 file: --table PATH/nasbench_only108.tfrecord")
+    return nb101_benchmark(table, epochs=int(epochs), max_nodes=int(max_nodes))
+
+
+def _build_function(spec: str, shift_seed: int | None = 0, **opts):
+    from nasagent.benchmarks.functions import FunctionBenchmark, parse_function_spec
+
+    _no_options(spec, opts)
+    name, dim = parse_function_spec(spec)
+    return FunctionBenchmark(name, dim, shift_seed=shift_seed)
+
+
+def _no_options(spec: str, opts: dict) -> None:
+    extra = {k: v for k, v in opts.items() if v is not None}
+    if extra:
+        raise NasagentError(f"benchmark {spec!r} takes no option(s) {', '.join(extra)}")
+
+
+def _is_function(spec: str) -> bool:
+    from nasagent.benchmarks.functions import parse_function_spec
+
+    return parse_function_spec(spec) is not None
+
+
+BENCHMARKS: list[BenchmarkFamily] = [
+    BenchmarkFamily("nb201", "embedded NAS-Bench-201 CIFAR-10 table (+ quantised/analog accuracies)", lambda s: s == "nb201", "nasagent.registry:_build_nb201"),
+    BenchmarkFamily("nb201-csv", "your NB201 table: --table FILE.csv [--arch-column COL] [--metric COL]", lambda s: s == "nb201-csv", "nasagent.registry:_build_csv"),
+    BenchmarkFamily("nbgraph/<dataset>", "NAS-Bench-Graph: arxiv citeseer computers cora cs photo physics proteins pubmed", lambda s: s.startswith("nbgraph/"), "nasagent.registry:_build_nbgraph"),
+    BenchmarkFamily("nb101-tfrecord", "official NB101 file read without TensorFlow: --table nasbench_only108.tfrecord", lambda s: s == "nb101-tfrecord", "nasagent.registry:_build_nb101"),
+    BenchmarkFamily("<function>-<dim>", "shifted ackley / levy / rosenbrock / rastrigin, e.g. ackley-20", _is_function, "nasagent.registry:_build_function"),
+]
+
+
+def make_benchmark(spec: str, **options):
+    for fam in BENCHMARKS:
+        if fam.match(spec):
+            return _load(fam.build)(spec, **options)
+    raise NasagentError(f"unknown benchmark {spec!r}; benchmarks: {', '.join(f.name for f in BENCHMARKS)}")
+
+
+# -- strategies ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StrategyEntry:
+    path: str  # "module:Class"
+    description: str
+
+
+STRATEGIES: dict[str, StrategyEntry] = {
+    "random": StrategyEntry("nasagent.strategies.random:RandomSearch", "uniform random search (without replacement on enumerable spaces)"),
+    "evolution": StrategyEntry("nasagent.strategies.evolution:RegularizedEvolution", "regularized evolution (Real et al. 2019): tournament + ageing"),
+    "local-search": StrategyEntry("nasagent.strategies.local_search:LocalSearch", "first-improvement local search over one-edit neighbours, with restarts"),
+}
+
+
+def strategy_class(name: str):
+    entry = STRATEGIES.get(name)
+    if entry is None:
+        raise NasagentError(f"unknown strategy {name!r}; strategies: {', '.join(STRATEGIES)}")
+    return _load(entry.path)
+
+
+def make_strategy(name: str, space, seed: int = 0, **options):
+    cls = strategy_class(name)
+    params = inspect.signature(cls.__init__).parameters
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    allowed = [p for p in params if p not in ("self", "space", "seed") and params[p].kind is not inspect.Parameter.VAR_KEYWORD]
+    unknown = [k for k in options if k not in allowed]
+    if unknown and not accepts_any:
+        raise NasagentError(
+            f"strategy {name!r} has no option {unknown[0]!r}; its options: {', '.join(allowed) or '(none)'}"
+        )
+    return cls(space, seed=seed, **options)
+
+
+# -- plug-ins ---------------------------------------------------------------------------------------------------
+def register_benchmark(name: str, description: str, match: Callable[[str], bool], build: str) -> None:
+    """Add a benchmark family: ``build`` is "module:callable(spec, **options)" returning a Benchmark."""
+    BENCHMARKS.insert(0, BenchmarkFamily(name, description, match, build))
+
+
+def register_strategy(name: str, path: str, description: str = "") -> None:
+    """Add a strategy: ``path`` is "module:Class" taking ``(space, seed=..., **options)``."""
+    STRATEGIES[name] = StrategyEntry(path, description)

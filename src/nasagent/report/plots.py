@@ -1,0 +1,107 @@
+"""PNG plots of runs and comparisons (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_run(trace, objective, path: str | Path, title: str = "", optimum: float | None = None) -> Path:
+    """Best-so-far value against samples, with every sample's value as dots and the optimum as a line."""
+    plt = _plt()
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    if trace:
+        s = np.array([t[0] for t in trace])
+        v = np.array([np.nan if t[1] is None else t[1] for t in trace], dtype=float)
+        b = np.array([np.nan if t[2] is None else t[2] for t in trace], dtype=float)
+        ax.scatter(s, v, s=6, alpha=0.35, color="tab:gray", label="sample")
+        ax.step(s, b, where="post", color="tab:blue", lw=2, label="best so far")
+        finite = v[np.isfinite(v)]
+        if finite.size > 10:  # keep the interesting range visible when a few samples are very poor
+            lo, hi = np.percentile(finite, [5, 100])
+            pad = 0.05 * (hi - lo or 1.0)
+            if objective.mode == "max":
+                ax.set_ylim(lo - pad, max(hi, optimum or hi) + pad)
+    if optimum is not None:
+        ax.axhline(optimum, color="tab:green", ls="--", lw=1, label=f"global optimum {optimum:.4g}")
+    ax.set_xlabel("samples (unique architectures evaluated)")
+    ax.set_ylabel(f"{objective.metric} ({objective.mode})")
+    ax.set_title(title)
+    ax.legend(loc="lower right" if objective.mode == "max" else "upper right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def regret_matrix(traces, optimum: float, n: int) -> np.ndarray:
+    """Seeds x n array of regret after each of the first n samples (runs that ended early keep their last value)."""
+    out = np.full((len(traces), n), np.nan)
+    for i, trace in enumerate(traces):
+        best = np.nan
+        j = 0
+        for k in range(n):
+            while j < len(trace) and trace[j][0] <= k + 1:
+                best = trace[j][2]
+                j += 1
+            out[i, k] = abs(optimum - best) if best == best else np.nan
+    return out
+
+
+def plot_regret_curves(curves: dict[str, np.ndarray], path: str | Path, title: str = "", ylabel: str = "regret", log_x: bool = True) -> Path:
+    """Mean regret against samples per method with a 95 % confidence band (normal approximation)."""
+    plt = _plt()
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
+    for name, m in curves.items():
+        x = np.arange(1, m.shape[1] + 1)
+        mean = np.nanmean(m, axis=0)
+        n = np.sum(np.isfinite(m), axis=0).clip(min=1)
+        se = np.nanstd(m, axis=0) / np.sqrt(n)
+        ax.plot(x, mean, lw=1.8, label=f"{name} (n={m.shape[0]})")
+        ax.fill_between(x, np.maximum(mean - 1.96 * se, 1e-9), mean + 1.96 * se, alpha=0.2)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=0.01)
+    ax.set_xlabel("samples")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_bars(rows: dict[str, tuple[float, float]], path: str | Path, title: str = "", ylabel: str = "", log_y: bool = False) -> Path:
+    """Bars of mean with error bars (standard error) per method."""
+    plt = _plt()
+    path = Path(path)
+    names = list(rows)
+    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(names) + 2), 4.2), dpi=110)
+    means = [rows[n][0] for n in names]
+    errs = [rows[n][1] for n in names]
+    ax.bar(names, means, yerr=errs, capsize=4, color="tab:blue", alpha=0.8)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
+    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

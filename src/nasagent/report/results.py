@@ -1,0 +1,85 @@
+"""Writing benchmark results in the project's one format (docs/benchmarks-protocol.md).
+
+Every script under ``benchmarks/`` ends with ``write_results(name, rows, ...)``, which adds the command,
+commit, date and machine, and checks that each row has ``method``, ``metric`` and a finite ``value``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+RESULTS_DIR = Path("benchmarks/results")
+CACHE_DIR = Path("benchmarks/cache")
+
+
+def machine_info(threads: int | None = None, device: str = "cpu") -> dict:
+    info = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(), "device": device}
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads() if threads is None else threads
+    except ImportError:
+        pass
+    info["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
+    return info
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def write_results(name: str, rows: list[dict], extra: dict | None = None, machine: dict | None = None, results_dir: Path = RESULTS_DIR) -> Path:
+    for r in rows:
+        missing = {"method", "metric", "value"} - set(r)
+        if missing:
+            raise ValueError(f"result row {r} lacks {missing}")
+        if r["value"] is None or not math.isfinite(float(r["value"])):
+            raise ValueError(f"result row {r} has a non-finite value")
+    doc = {
+        "benchmark": name,
+        "command": "python " + " ".join([sys.argv[0], *sys.argv[1:]]) if sys.argv and sys.argv[0] else name,
+        "commit": git_commit(),
+        "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine or machine_info(),
+        "rows": rows,
+    }
+    if extra:
+        doc.update(extra)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{name}.json"
+    path.write_text(json.dumps(doc, indent=2, default=float) + "\n")
+    return path
+
+
+def mean_se(values) -> tuple[float, float]:
+    import numpy as np
+
+    v = np.asarray(list(values), dtype=float)
+    if v.size == 0:
+        return float("nan"), float("nan")
+    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else 0.0
+
+
+def beats(a, b, lower_is_better: bool = True) -> str:
+    """'win', 'loss' or 'tie' of paired samples a vs b by the protocol's 2-standard-error rule."""
+    import numpy as np
+
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if d.size < 2:
+        return "tie"
+    m, se = d.mean(), d.std(ddof=1) / math.sqrt(d.size)
+    if abs(m) <= 2 * se or m == 0:
+        return "tie"
+    better = m < 0 if lower_is_better else m > 0
+    return "win" if better else "loss"

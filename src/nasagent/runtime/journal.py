@@ -1,0 +1,212 @@
+"""SQLite journal: every trial, every ask/tell event and periodic strategy snapshots.
+
+The journal is the single source of truth of a run. It is written in WAL mode and committed after every
+event, so a process killed with ``kill -9`` loses nothing it had told the journal. Resuming reads the
+latest snapshot, replays the events after it, and re-issues trials that were still running.
+
+Tables: ``meta`` (format version, run config), ``trials`` (one row per proposal), ``events`` (ask/tell in
+order), ``snapshots`` (pickled strategy state at an event), ``sessions`` (wall time of each sitting).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from nasagent.core import NasagentError, Result
+
+FORMAT = "nasagent-journal/1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trials (
+    number INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    hint TEXT,
+    info TEXT,
+    status TEXT NOT NULL,          -- running | ok | failed | cached
+    metrics TEXT,
+    score REAL,
+    cost REAL,
+    error TEXT,
+    counted INTEGER NOT NULL DEFAULT 0,   -- 1 when the trial spent budget (a unique valid sample)
+    sample INTEGER,                -- 1-based index among counted trials, in completion order
+    source INTEGER,                -- for cached trials: the trial whose result was reused
+    attempts INTEGER NOT NULL DEFAULT 0,
+    asked REAL, started REAL, finished REAL
+);
+CREATE INDEX IF NOT EXISTS trials_key ON trials(key);
+CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, number INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_seq INTEGER NOT NULL, state BLOB NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL, elapsed REAL NOT NULL DEFAULT 0);
+"""
+
+
+@dataclass
+class TrialRow:
+    number: int
+    key: str
+    arch: str
+    hint: dict | None
+    info: dict
+    status: str
+    metrics: dict
+    score: float | None
+    cost: float | None
+    error: str | None
+    counted: bool
+    sample: int | None
+    source: int | None
+    attempts: int
+    asked: float | None
+    started: float | None
+    finished: float | None
+
+    def result(self) -> Result:
+        status = "ok" if self.status in ("ok", "cached") and self.score is not None else "failed"
+        return Result(metrics=dict(self.metrics), cost=self.cost or 0.0, status=status, error=self.error, score=self.score)
+
+
+class Journal:
+    """One run's store. ``path=":memory:"`` keeps it in memory (benchmarks, compare)."""
+
+    def __init__(self, path: str | Path, create: bool = True):
+        self.path = str(path)
+        if self.path != ":memory:":
+            p = Path(self.path)
+            if not create and not p.exists():
+                raise NasagentError(f"no journal at {p}; is this a nasagent run directory?")
+            p.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            existing = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as e:
+            raise NasagentError(f"{self.path} is not a nasagent journal (SQLite says: {e})") from None
+        if existing and "meta" not in existing:
+            raise NasagentError(f"{self.path} is an SQLite file but not a nasagent journal (tables: {', '.join(sorted(existing))})")
+        if existing:
+            fmt = self.get_meta("format")
+            if fmt != FORMAT:
+                raise NasagentError(f"{self.path} has journal format {fmt!r}, this nasagent reads {FORMAT!r}")
+        elif not create:
+            raise NasagentError(f"{self.path} is empty: not a nasagent journal")
+        self.db.executescript(_SCHEMA)
+        if not existing:
+            self.set_meta("format", FORMAT)
+            self.set_meta("created", str(time.time()))
+        self.session = None
+
+    # -- meta ---------------------------------------------------------------------------------------
+    def set_meta(self, key: str, value) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def get_meta(self, key: str, default=None):
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        except sqlite3.DatabaseError as e:
+            raise NasagentError(f"{self.path} is corrupt or not a nasagent journal ({e})") from None
+        return default if row is None else json.loads(row[0])
+
+    # -- sessions (wall-time budget across resumes) ---------------------------------------------------
+    def start_session(self) -> None:
+        self.session = self.db.execute("INSERT INTO sessions (started) VALUES (?)", (time.time(),)).lastrowid
+
+    def update_session(self, elapsed: float) -> None:
+        if self.session is not None:
+            self.db.execute("UPDATE sessions SET elapsed=? WHERE id=?", (elapsed, self.session))
+
+    def previous_elapsed(self) -> float:
+        row = self.db.execute("SELECT COALESCE(SUM(elapsed), 0) FROM sessions WHERE id != ?", (self.session or -1,)).fetchone()
+        return float(row[0])
+
+    # -- trials and events -----------------------------------------------------------------------------
+    def record_ask(self, number: int, key: str, arch: str, hint, info) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT INTO trials (number, key, arch, hint, info, status, asked) VALUES (?, ?, ?, ?, ?, 'running', ?)",
+                (number, key, arch, _dump(hint), _dump(info), time.time()),
+            )
+            self.db.execute("INSERT INTO events (kind, number) VALUES ('ask', ?)", (number,))
+
+    def record_start(self, number: int) -> None:
+        self.db.execute("UPDATE trials SET started=?, attempts=attempts+1 WHERE number=?", (time.time(), number))
+
+    def record_tell(
+        self, number: int, status: str, result: Result, counted: bool, sample: int | None, source: int | None = None
+    ) -> None:
+        with self.db:
+            self.db.execute(
+                "UPDATE trials SET status=?, metrics=?, score=?, cost=?, error=?, counted=?, sample=?, source=?, finished=? "
+                "WHERE number=?",
+                (
+                    status,
+                    json.dumps(result.metrics, allow_nan=True),
+                    result.score,
+                    result.cost,
+                    result.error,
+                    int(counted),
+                    sample,
+                    source,
+                    time.time(),
+                    number,
+                ),
+            )
+            self.db.execute("INSERT INTO events (kind, number) VALUES ('tell', ?)", (number,))
+
+    def record_snapshot(self, state: dict) -> None:
+        blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        with self.db:
+            seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+            self.db.execute("INSERT INTO snapshots (event_seq, state, created) VALUES (?, ?, ?)", (seq, blob, time.time()))
+            # keep the two newest snapshots: the latest, and one to fall back on
+            self.db.execute("DELETE FROM snapshots WHERE seq NOT IN (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT 2)")
+
+    def latest_snapshot(self) -> tuple[int, dict] | None:
+        for seq, blob in self.db.execute("SELECT event_seq, state FROM snapshots ORDER BY seq DESC"):
+            try:
+                return int(seq), pickle.loads(blob)
+            except Exception:  # a damaged snapshot: fall back to the older one, or to a full replay
+                continue
+        return None
+
+    def events_after(self, seq: int) -> list[tuple[int, str, int]]:
+        return list(self.db.execute("SELECT seq, kind, number FROM events WHERE seq > ? ORDER BY seq", (seq,)))
+
+    def trials(self, where: str = "", params: tuple = ()) -> list[TrialRow]:
+        q = "SELECT number, key, arch, hint, info, status, metrics, score, cost, error, counted, sample, source, attempts, asked, started, finished FROM trials"
+        try:
+            rows = self.db.execute(q + (" WHERE " + where if where else "") + " ORDER BY number", params).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise NasagentError(f"{self.path} is corrupt or not a nasagent journal ({e})") from None
+        return [
+            TrialRow(
+                r[0], r[1], r[2], _load(r[3]), _load(r[4]) or {}, r[5], json.loads(r[6]) if r[6] else {}, r[7], r[8], r[9],
+                bool(r[10]), r[11], r[12], r[13], r[14], r[15], r[16],
+            )
+            for r in rows
+        ]
+
+    def trial(self, number: int) -> TrialRow | None:
+        rows = self.trials("number=?", (number,))
+        return rows[0] if rows else None
+
+    def close(self) -> None:
+        try:
+            self.db.close()
+        except sqlite3.Error:
+            pass
+
+
+def _dump(v) -> str | None:
+    return None if v is None else json.dumps(v, default=str)
+
+
+def _load(s):
+    return None if s is None else json.loads(s)

@@ -1,0 +1,366 @@
+"""The search loop: ask -> evaluate (through an executor) -> tell -> journal -> progress.
+
+Budgets count *unique valid* architectures: a proposal whose key was already evaluated is answered from
+the journal without spending budget (``count_repeats=True`` counts it instead), and one whose key is being
+evaluated right now waits for that evaluation. Failed trials (an evaluator error, a NaN objective, a cell
+missing from a table) are journaled but do not count as samples; they do count toward cost and time.
+
+Resume: the runner restores the latest strategy snapshot, replays the journaled ask/tell events after it,
+and re-issues trials that were running when the process died. With one trial in flight a seeded resumed
+run ends exactly like an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from nasagent.core import Budget, NasagentError, Objective, Result, SpaceExhausted, Trial
+from nasagent.runtime.executors import Executor, InlineExecutor
+from nasagent.runtime.journal import Journal, TrialRow
+
+log = logging.getLogger("nasagent")
+
+
+@dataclass
+class Progress:
+    """What a progress display needs after each finished trial."""
+
+    samples: int
+    cost: float
+    elapsed: float
+    best_value: float | None
+    best_arch: str | None
+    budget: Budget
+    last_status: str
+
+
+@dataclass
+class RunResult:
+    best: TrialRow | None
+    objective: Objective
+    samples: int
+    cost: float
+    elapsed: float
+    stop_reason: str
+    #: one entry per counted sample, in completion order: (sample, value, best value so far)
+    trace: list[tuple[int, float | None, float | None]] = field(default_factory=list)
+    optimum: float | None = None
+    samples_to_optimum: int | None = None
+    n_failed: int = 0
+    n_cached: int = 0
+    run_dir: str | None = None
+    report: dict = field(default_factory=dict)  # e.g. the test metric of the best validation architecture
+
+    @property
+    def best_value(self) -> float | None:
+        return None if self.best is None else self.objective.value(self.best.metrics)
+
+    def regret_at(self, n: int) -> float | None:
+        """Optimum minus best value among the first ``n`` samples (absolute, >= 0); None if unknown."""
+        if self.optimum is None:
+            return None
+        best = None
+        for s, _, b in self.trace:
+            if s > n:
+                break
+            best = b
+        if best is None:
+            return None
+        return abs(self.optimum - best)
+
+
+class Runner:
+    def __init__(
+        self,
+        space,
+        evaluator,
+        strategy,
+        objective: Objective,
+        budget: Budget,
+        journal: Journal | None = None,
+        executor: Executor | None = None,
+        count_repeats: bool = False,
+        stop_at_optimum: bool = False,
+        snapshot_every: int = 50,
+        snapshot_seconds: float = 30.0,
+        max_idle_asks: int = 10_000,
+        max_consecutive_failures: int = 100,
+        on_progress: Callable[[Progress], None] | None = None,
+        optimum: tuple[float, frozenset[str]] | None = None,
+    ):
+        self.space = space
+        self.evaluator = evaluator
+        self.strategy = strategy
+        self.objective = objective
+        self.budget = budget
+        self.journal = journal or Journal(":memory:")
+        self.executor = executor or InlineExecutor()
+        self.count_repeats = count_repeats
+        self.stop_at_optimum = stop_at_optimum
+        self.snapshot_every = snapshot_every
+        self.snapshot_seconds = snapshot_seconds
+        self.max_idle_asks = max_idle_asks
+        self.max_consecutive_failures = max_consecutive_failures
+        self.on_progress = on_progress
+        if optimum is None and hasattr(evaluator, "optimum"):
+            optimum = evaluator.optimum(objective)
+        self.optimum = optimum
+
+        self.cache: dict[str, tuple[int, Result]] = {}  # key -> (trial number, result) of finished evaluations
+        self.in_flight: dict[int, Trial] = {}  # number -> trial being evaluated
+        self.flight_keys: dict[str, int] = {}  # key -> number of the trial evaluating it
+        self.followers: dict[int, list[Trial]] = {}  # number -> later proposals of the same key
+        self.samples = 0
+        self.cost = 0.0
+        self.n_failed = 0
+        self.n_cached = 0
+        self.best: tuple[float, int] | None = None  # (score, number)
+        self.trace: list[tuple[int, float | None, float | None]] = []
+        self.samples_to_optimum: int | None = None
+        self._tells_since_snapshot = 0
+        self._last_snapshot = time.monotonic()
+        self._idle = 0
+        self._consecutive_failures = 0
+        self._stop_reason: str | None = None
+        self._exhausted = False
+        self._t0 = time.monotonic()
+        self._elapsed_before = 0.0
+
+    # -- public --------------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        self.journal.start_session()
+        self._elapsed_before = self.journal.previous_elapsed()
+        self._t0 = time.monotonic()
+        self.executor.start(self.evaluator)
+        try:
+            pending = self._restore()
+            for trial in pending:
+                self._dispatch(trial, journal_ask=False)
+            self._loop()
+        finally:
+            self.executor.shutdown()
+            self._snapshot()
+            self.journal.update_session(self._session_elapsed())
+        return self.result()
+
+    def result(self) -> RunResult:
+        best_row = self.journal.trial(self.best[1]) if self.best else None
+        report = {}
+        if best_row is not None and hasattr(self.evaluator, "metrics"):
+            meta = self.evaluator.metrics.get(self.objective.metric)
+            if meta is not None and meta.report and meta.report in best_row.metrics:
+                report[meta.report] = best_row.metrics[meta.report]
+        return RunResult(
+            best=best_row,
+            objective=self.objective,
+            samples=self.samples,
+            cost=self.cost,
+            elapsed=self.elapsed,
+            stop_reason=self._stop_reason or "budget exhausted",
+            trace=list(self.trace),
+            optimum=None if self.optimum is None else self.optimum[0],
+            samples_to_optimum=self.samples_to_optimum,
+            n_failed=self.n_failed,
+            n_cached=self.n_cached,
+            report=report,
+        )
+
+    @property
+    def elapsed(self) -> float:
+        return self._elapsed_before + self._session_elapsed()
+
+    def _session_elapsed(self) -> float:
+        return time.monotonic() - self._t0
+
+    # -- main loop -----------------------------------------------------------------------------------
+    def _budget_done(self) -> bool:
+        return self.budget.exhausted(self.samples, self.cost, self.elapsed)
+
+    def _may_submit(self) -> bool:
+        if self._stop_reason or self._exhausted:
+            return False
+        if self.budget.evaluations is not None and self.samples + len(self.in_flight) >= self.budget.evaluations:
+            return False
+        return not self._budget_done()
+
+    def _loop(self) -> None:
+        while True:
+            while len(self.in_flight) < self.executor.capacity and self._may_submit():
+                try:
+                    trial = self.strategy.ask()
+                except SpaceExhausted as e:
+                    self._exhausted = True
+                    self._stop_reason = f"search space exhausted: {e}"
+                    break
+                self._dispatch(trial, journal_ask=True)
+            if not self.in_flight:
+                if self._stop_reason is None and not self._budget_done() and not self._exhausted:
+                    continue  # only cached answers so far; ask again
+                break
+            for trial, result in self.executor.wait():
+                self._finish(trial, result)
+            if self._budget_done() and self._stop_reason is None:
+                self._stop_reason = "budget exhausted"
+
+    def _dispatch(self, trial: Trial, journal_ask: bool) -> None:
+        """Answer a proposal from the cache, attach it to an identical running trial, or submit it."""
+        key = self.space.key(trial.arch)
+        if journal_ask:
+            self.journal.record_ask(trial.number, key, self.space.format(trial.arch), trial.hint, trial.info)
+        hit = self.cache.get(key)
+        if hit is not None:
+            source, result = hit
+            counted = self.count_repeats and result.ok
+            self._tell(trial, dataclasses.replace(result, cost=0.0, metrics=dict(result.metrics)), "cached", counted, source)
+            self._idle += 1
+            if self._idle >= self.max_idle_asks:
+                self._stop_reason = (
+                    f"the strategy proposed {self._idle} architectures in a row that were already evaluated; "
+                    "stopping (the space may be nearly exhausted for this strategy)"
+                )
+            return
+        leader = self.flight_keys.get(key)
+        if leader is not None:
+            self.followers.setdefault(leader, []).append(trial)
+            return
+        self._idle = 0
+        self.in_flight[trial.number] = trial
+        self.flight_keys[key] = trial.number
+        self.journal.record_start(trial.number)
+        self.executor.submit(trial)
+
+    def _finish(self, trial: Trial, result: Result) -> None:
+        key = self.space.key(trial.arch)
+        self.in_flight.pop(trial.number, None)
+        self.flight_keys.pop(key, None)
+        result = self._score(result)
+        self.cost += float(result.cost or 0.0)
+        self.cache[key] = (trial.number, result)
+        self._tell(trial, result, "ok" if result.ok else "failed", result.ok, None)
+        for f in self.followers.pop(trial.number, []):
+            counted = self.count_repeats and result.ok
+            self._tell(f, dataclasses.replace(result, cost=0.0, metrics=dict(result.metrics)), "cached", counted, trial.number)
+
+    def _score(self, result: Result) -> Result:
+        if result.status != "ok":
+            return result
+        score = self.objective.score(result.metrics)
+        if score is None:
+            raw = result.metrics.get(self.objective.metric)
+            why = (
+                f"objective {self.objective.metric!r} is {raw!r} (not a finite number)"
+                if self.objective.metric in result.metrics
+                else f"the evaluator returned no {self.objective.metric!r} metric (it returned: {', '.join(result.metrics) or 'nothing'})"
+            )
+            return dataclasses.replace(result, status="failed", error=why, score=None)
+        return dataclasses.replace(result, score=score)
+
+    def _tell(self, trial: Trial, result: Result, status: str, counted: bool, source: int | None) -> None:
+        sample = None
+        if counted:
+            self.samples += 1
+            sample = self.samples
+        if status == "failed":
+            self.n_failed += 1
+            self._consecutive_failures += 1
+            if self._consecutive_failures >= self.max_consecutive_failures and self._stop_reason is None:
+                self._stop_reason = f"the last {self._consecutive_failures} trials failed; last error: {result.error}"
+        elif status == "cached":
+            self.n_cached += 1
+        else:
+            self._consecutive_failures = 0
+        self.journal.record_tell(trial.number, status, result, counted, sample, source)
+        if counted:
+            self._record_sample(trial, result, sample)
+        self.strategy.tell(trial, result)
+        self._tells_since_snapshot += 1
+        if self._tells_since_snapshot >= self.snapshot_every or time.monotonic() - self._last_snapshot >= self.snapshot_seconds:
+            self._snapshot()
+        if self.on_progress is not None and status != "cached":
+            self._progress(status)
+
+    def _record_sample(self, trial: Trial, result: Result, sample: int) -> None:
+        if self.best is None or result.score > self.best[0]:
+            self.best = (result.score, trial.number)
+        value = self.objective.value(result.metrics)
+        best_value = -self.best[0] if self.objective.mode == "min" else self.best[0]
+        self.trace.append((sample, value, best_value))
+        if self.optimum is not None and self.samples_to_optimum is None:
+            opt_value, opt_keys = self.optimum
+            key = self.space.key(trial.arch)
+            hit = key in opt_keys if opt_keys else (value is not None and math.isclose(value, opt_value, abs_tol=1e-12))
+            if hit:
+                self.samples_to_optimum = sample
+                if self.stop_at_optimum:
+                    self._stop_reason = f"global optimum found at sample {sample}"
+
+    def _progress(self, status: str) -> None:
+        best_arch = None
+        best_value = None
+        if self.best is not None:
+            best_value = -self.best[0] if self.objective.mode == "min" else self.best[0]
+            row = self.journal.trial(self.best[1])
+            best_arch = row.arch if row else None
+        self.on_progress(Progress(self.samples, self.cost, self.elapsed, best_value, best_arch, self.budget, status))
+
+    def _snapshot(self) -> None:
+        self.journal.record_snapshot({"strategy": self.strategy.state_dict()})
+        self._tells_since_snapshot = 0
+        self._last_snapshot = time.monotonic()
+
+    # -- resume --------------------------------------------------------------------------------------
+    def _restore(self) -> list[Trial]:
+        """Rebuild runner and strategy state from the journal; return the trials to re-issue."""
+        rows = self.journal.trials()
+        if not rows:
+            return []
+        by_number = {r.number: r for r in rows}
+        for r in rows:  # runner state from finished rows
+            if r.status in ("ok", "failed"):
+                res = r.result()
+                self.cache[r.key] = (r.number, res)
+                self.cost += float(r.cost or 0.0)
+            if r.status == "failed":
+                self.n_failed += 1
+            if r.status == "cached":
+                self.n_cached += 1
+        for r in sorted((r for r in rows if r.counted), key=lambda r: r.sample):
+            self.samples = max(self.samples, r.sample)
+            self._record_sample(self._row_trial(r), r.result(), r.sample)
+
+        snap = self.journal.latest_snapshot()
+        start_seq = 0
+        if snap is not None:
+            start_seq, state = snap
+            self.strategy.load_state_dict(state["strategy"])
+        trials: dict[int, Trial] = {}
+        warned = False
+        for _, kind, number in self.journal.events_after(start_seq):
+            row = by_number[number]
+            if kind == "ask":
+                t = self.strategy.ask()
+                if t.number != number or self.space.key(t.arch) != row.key:
+                    if not warned:
+                        log.warning(
+                            "strategy %s did not re-propose journaled trial %d on replay; continuing with the journaled trials",
+                            type(self.strategy).__name__,
+                            number,
+                        )
+                        warned = True
+                    t = self._row_trial(row)
+                trials[number] = t
+            elif kind == "tell" and row.status != "running":
+                t = trials.pop(number, None) or self._row_trial(row)
+                self.strategy.tell(t, row.result())
+        # never hand out a number the journal already holds, even if replay diverged
+        self.strategy._next_number = max(self.strategy._next_number, max(by_number) + 1)
+        pending = [r for r in rows if r.status == "running"]
+        return [trials.get(r.number) or self._row_trial(r) for r in pending]
+
+    def _row_trial(self, row: TrialRow) -> Trial:
+        return Trial(row.number, self.space.parse(row.arch), row.hint, row.info)

@@ -1,0 +1,102 @@
+"""The Space contract: what a candidate is, how to sample, encode, identify and edit it.
+
+A space owns its architecture objects (immutable and hashable) and converts them to and from a readable
+string (``format``/``parse``), which is what the journal stores. Spaces that can be built step by step also
+expose the sequential interface used by MCTS and REINFORCE (``root/actions/step/is_terminal``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from nasagent.core import Arch, NasagentError
+
+State = Any
+Action = Any
+
+
+class Space(ABC):
+    name: str = "space"
+    #: True when ``root/actions/step/is_terminal`` are implemented.
+    sequential: bool = True
+
+    # -- identity and text -------------------------------------------------------------------------
+    @abstractmethod
+    def format(self, arch: Arch) -> str:
+        """A readable string that ``parse`` turns back into the same architecture."""
+
+    @abstractmethod
+    def parse(self, text: str) -> Arch:
+        """Inverse of ``format``; raises ``NasagentError`` naming what is malformed."""
+
+    def key(self, arch: Arch) -> str:
+        """Identity used for budgets, caching and table look-up (defaults to the readable string)."""
+        return self.format(arch)
+
+    def validate(self, arch: Arch) -> Arch:
+        """Return ``arch`` if it belongs to this space, else raise ``NasagentError``."""
+        return self.parse(self.format(arch))
+
+    # -- sampling and editing ----------------------------------------------------------------------
+    @abstractmethod
+    def sample(self, rng: np.random.Generator) -> Arch: ...
+
+    @abstractmethod
+    def encode(self, arch: Arch) -> np.ndarray:
+        """Fixed-length float vector (for LaNAS, predictors, BO)."""
+
+    def neighbors(self, arch: Arch) -> list[Arch]:
+        """Every architecture one edit away (local search). Spaces without a finite neighbourhood raise."""
+        raise NasagentError(f"space {self.name!r} has no finite one-edit neighbourhood")
+
+    def mutate(self, arch: Arch, rng: np.random.Generator) -> Arch:
+        """A random one-edit neighbour (evolution)."""
+        nbrs = self.neighbors(arch)
+        return nbrs[int(rng.integers(len(nbrs)))]
+
+    # -- enumeration (optional) --------------------------------------------------------------------
+    def size(self) -> int | None:
+        """Number of distinct keys, when known."""
+        return None
+
+    def enumerate(self) -> Iterator[Arch]:
+        """All architectures, one per key, in a fixed order (only for spaces where ``size`` is known)."""
+        raise NasagentError(f"space {self.name!r} cannot be enumerated")
+
+    # -- sequential construction (MCTS, REINFORCE) ----------------------------------------------------
+    def root(self) -> State:
+        raise self._not_sequential()
+
+    def actions(self, state: State) -> Sequence[Action]:
+        raise self._not_sequential()
+
+    def step(self, state: State, action: Action) -> State:
+        raise self._not_sequential()
+
+    def is_terminal(self, state: State) -> bool:
+        raise self._not_sequential()
+
+    def to_arch(self, state: State) -> Arch:
+        """The architecture a terminal state stands for (identity for most spaces)."""
+        return state
+
+    def _not_sequential(self) -> NasagentError:
+        from nasagent.registry import sequential_spaces
+
+        return NasagentError(
+            f"space {self.name!r} has no sequential (root/actions/step) interface; "
+            f"spaces that have one: {', '.join(sequential_spaces())}"
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+def one_hot(index: int, n: int) -> np.ndarray:
+    v = np.zeros(n, dtype=np.float64)
+    v[index] = 1.0
+    return v

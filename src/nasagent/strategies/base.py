@@ -1,0 +1,76 @@
+"""The Strategy contract: Optuna-style ask/tell; a strategy never calls the evaluator.
+
+Subclasses implement ``_propose`` (return an architecture, or a ``Proposal`` with a hint and private info)
+and ``_observe``. The base class numbers trials, owns the seeded RNG and provides ``state_dict`` /
+``load_state_dict`` for snapshots: by default every attribute except those listed in ``_transient``
+(objects rebuilt from the constructor arguments, such as the space) is saved.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nasagent.core import Arch, NasagentError, Result, Trial
+from nasagent.spaces.base import Space
+
+
+@dataclass
+class Proposal:
+    arch: Arch
+    hint: dict | None = None
+    info: dict = field(default_factory=dict)
+
+
+class Strategy(ABC):
+    #: attributes not saved in snapshots (rebuilt by ``__init__`` or lazily)
+    _transient: tuple[str, ...] = ("space",)
+    #: what the strategy needs from a space: any of "sequential", "neighbors", "enumerate"
+    requires: tuple[str, ...] = ()
+
+    def __init__(self, space: Space, seed: int = 0):
+        self.space = space
+        self.seed = int(seed)
+        self.rng = np.random.default_rng(self.seed)
+        self._next_number = 0
+        self._check_space()
+
+    def _check_space(self) -> None:
+        if "sequential" in self.requires and not getattr(self.space, "sequential", False):
+            self.space._not_sequential()  # raises with the list of spaces that work
+            raise NasagentError(f"{type(self).__name__} needs a space with the sequential interface")
+        if "neighbors" in self.requires:
+            try:
+                self.space.neighbors(self.space.sample(np.random.default_rng(0)))
+            except NasagentError as e:
+                raise NasagentError(f"{type(self).__name__} needs one-edit neighbours: {e}") from None
+
+    # -- ask / tell ---------------------------------------------------------------------------------
+    def ask(self) -> Trial:
+        p = self._propose()
+        if not isinstance(p, Proposal):
+            p = Proposal(p)
+        trial = Trial(self._next_number, p.arch, p.hint, p.info)
+        self._next_number += 1
+        return trial
+
+    def tell(self, trial: Trial, result: Result) -> None:
+        self._observe(trial, result)
+
+    @abstractmethod
+    def _propose(self) -> Arch | Proposal: ...
+
+    @abstractmethod
+    def _observe(self, trial: Trial, result: Result) -> None: ...
+
+    # -- snapshots ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly where the strategy is (serialised by the caller at once)."""
+        return {k: v for k, v in vars(self).items() if k not in self._transient}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, v in copy.deepcopy(state).items():
+            setattr(self, k, v)

@@ -1,0 +1,106 @@
+"""Resume after kill -9: a real subprocess is killed mid-run and continued from its journal."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import nasagent
+from nasagent.api import resume, search
+
+HERE = Path(__file__).parent
+
+
+def _cli(*args, wait=True):
+    env = dict(os.environ, PYTHONPATH=f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    cmd = [sys.executable, str(HERE / "_support.py"), *args]
+    if wait:
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _told(journal: Path) -> int:
+    try:
+        db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=1)
+        n = db.execute("SELECT COUNT(*) FROM trials WHERE status != 'running'").fetchone()[0]
+        db.close()
+        return n
+    except sqlite3.Error:
+        return 0
+
+
+def _counted_sequence(journal: Path):
+    db = sqlite3.connect(journal)
+    rows = db.execute("SELECT sample, key, score FROM trials WHERE counted=1 ORDER BY sample").fetchall()
+    statuses = db.execute("SELECT status, COUNT(*) FROM trials GROUP BY status").fetchall()
+    db.close()
+    return rows, dict(statuses)
+
+
+@pytest.mark.parametrize("strategy", ["evolution", "local-search"])
+def test_kill_9_then_resume_gives_the_uninterrupted_result(tmp_path, strategy):
+    args = ["search", "-b", "slow-nb201", "-s", strategy, "--budget", "120", "--seed", "5", "--quiet", "--opt", "population_size=10"] if strategy == "evolution" else ["search", "-b", "slow-nb201", "-s", strategy, "--budget", "120", "--seed", "5", "--quiet"]
+    ref = tmp_path / "ref"
+    done = _cli(*args, "--out", str(ref))
+    assert done.returncode == 0, done.stderr
+
+    run = tmp_path / "killed"
+    proc = _cli(*args, "--out", str(run), wait=False)
+    journal = run / "journal.db"
+    deadline = time.time() + 120
+    while _told(journal) < 45 and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    told_at_kill = _told(journal)
+    assert 45 <= told_at_kill < 150, "the run must be killed mid-way"
+    assert not (run / "best.json").exists()
+
+    out = _cli("search", "--resume", str(run), "--quiet")
+    assert out.returncode == 0, out.stderr
+
+    ref_rows, _ = _counted_sequence(ref / "journal.db")
+    rows, statuses = _counted_sequence(journal)
+    assert len(rows) == 120 and statuses.get("running", 0) == 0
+    assert len({k for _, k, _ in rows}) == 120  # nothing counted twice
+    assert rows == ref_rows  # exactly the uninterrupted run
+    assert json.loads((run / "best.json").read_text())["best"] == json.loads((ref / "best.json").read_text())["best"]
+
+
+def test_resume_with_a_larger_budget_continues(tmp_path):
+    r1 = search("nb201", "evolution", budget=50, seed=2, out=tmp_path / "r", snapshot_every=7)
+    r2 = resume(tmp_path / "r", budget=90)
+    assert r1.samples == 50 and r2.samples == 90
+    full = search("nb201", "evolution", budget=90, seed=2)
+    assert [t[:2] for t in r2.trace] == [t[:2] for t in full.trace]
+
+
+def test_corrupt_or_foreign_journal_on_resume(tmp_path):
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "journal.db").write_bytes(b"\x00" * 4096)
+    with pytest.raises(nasagent.NasagentError, match="not a nasagent journal"):
+        resume(d)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    db = sqlite3.connect(foreign / "journal.db")
+    db.execute("CREATE TABLE users (id INTEGER)")
+    db.commit()
+    db.close()
+    with pytest.raises(nasagent.NasagentError, match="not a nasagent journal"):
+        resume(foreign)
+    with pytest.raises(nasagent.NasagentError, match="no journal"):
+        resume(tmp_path / "nothing-here")
+
+
+def test_existing_run_directory_is_not_overwritten(tmp_path):
+    search("nb201", "random", budget=5, out=tmp_path / "r")
+    with pytest.raises(nasagent.NasagentError, match="already holds a run"):
+        search("nb201", "random", budget=5, out=tmp_path / "r")
+    assert search("nb201", "random", budget=6, out=tmp_path / "r", overwrite=True).samples == 6
