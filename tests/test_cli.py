@@ -70,3 +70,19 @@ def test_user_csv_end_to_end(tmp_path, nb201):
     assert r.exit_code == 0, r.output
     doc = json.loads((tmp_path / "r" / "best.json").read_text())
     assert doc["best"]["key"] in keys and doc["objective"] == "val:max"
+
+
+def test_report_exports_every_trial_as_csv(tmp_path):
+    import csv
+
+    out = tmp_path / "run"
+    assert runner.invoke(app, ["search", "--budget", "40", "--out", str(out), "--quiet"]).exit_code == 0
+    r = runner.invoke(app, ["report", str(out), "--csv"])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(open(out / "trials.csv")))
+    assert sum(row["status"] == "ok" for row in rows) == 40
+    assert all(row["accuracy"] for row in rows if row["status"] in ("ok", "cached"))
+    cached = [row for row in rows if row["status"] == "cached"]
+    for row in cached:  # a re-proposal points at the trial whose answer it reused
+        src = next(x for x in rows if x["number"] == row["source"])
+        assert src["key"] == row["key"] and src["accuracy"] == row["accuracy"]

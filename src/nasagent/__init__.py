@@ -5,9 +5,18 @@ from nasagent.api import Comparison, RunConfig, compare, load_run, resume, searc
 from nasagent.core import Budget, NasagentError, Objective, Result, Trial
 from nasagent.registry import make_benchmark, make_space, make_strategy
 
+
+def build(arch, num_classes: int = 10, input_shape=(3, 32, 32), space=None, **sizes):
+    """The trainable ``torch.nn.Module`` of an architecture (object or string); see nasagent.evaluation.networks."""
+    from nasagent.evaluation.networks import build as _build
+
+    return _build(arch, num_classes=num_classes, input_shape=input_shape, space=space, **sizes)
+
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "build",
     "search",
     "resume",
     "compare",

@@ -7,7 +7,6 @@ A run is described by a ``RunConfig`` (names and options only), stored in the jo
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from nasagent.core import Budget, NasagentError, Objective
-from nasagent.registry import make_benchmark, make_space, make_strategy
+from nasagent.registry import benchmark_factory, benchmark_family, make_benchmark, make_space, make_strategy
 from nasagent.runtime.journal import Journal
 from nasagent.runtime.runner import Progress, Runner, RunResult
 
@@ -40,6 +39,10 @@ class RunConfig:
     count_repeats: bool = False
     stop_at_optimum: bool = False
     snapshot_every: int = 50  # strategy snapshots every this many tells (and every 30 s)
+    # multi-objective / constrained search (nasagent.objectives); empty: the single --metric objective
+    objectives: list = field(default_factory=list)  # "NAME:max|min"
+    constraints: list = field(default_factory=list)  # "params<=1.5"
+    scalarization: str | None = None  # weighted[:w,..] | chebyshev[:w,..] | tunas-abs:target=T0[,beta=B]
 
     def make_budget(self) -> Budget:
         return Budget(**{k: v for k, v in self.budget.items() if v is not None})
@@ -73,12 +76,22 @@ def build(config: RunConfig):
                 f"benchmark {config.benchmark!r} is defined on space {space.name!r}, not {config.space!r}; "
                 f"omit --space or use --space {space.name}"
             )
-    objective = bench.objective(config.metric, config.mode)
+    if config.objectives or config.constraints or config.scalarization:
+        from nasagent.objectives import make_objective
+
+        objective = make_objective(bench, config.metric, config.mode, config.objectives, config.constraints, config.scalarization)
+    else:
+        objective = bench.objective(config.metric, config.mode)
     if hasattr(bench, "metrics") and config.mode and config.metric in getattr(bench, "metrics", {}):
         declared = bench.metrics[config.metric].mode
         if declared != config.mode:
             pass  # the user may deliberately search the other direction
-    strategy = make_strategy(config.strategy, space, seed=config.seed, **config.strategy_options)
+    options = config.strategy_options
+    if getattr(objective, "multi", False):
+        from nasagent.objectives import strategy_options_for
+
+        options = strategy_options_for(config.strategy, objective, options)
+    strategy = make_strategy(config.strategy, space, seed=config.seed, **options)
     return space, bench, strategy, objective
 
 
@@ -88,15 +101,18 @@ def _executor(config: RunConfig):
     if config.executor == "inline":
         return InlineExecutor(config.workers)
     if config.executor == "process":
-        factory = functools.partial(make_benchmark, config.benchmark, **config.benchmark_options)
+        factory = benchmark_factory(config.benchmark, **config.benchmark_options)
         return ProcessPoolExecutor(config.workers, factory=factory, **config.executor_options)
     if config.executor == "ray":
         try:
             from nasagent.runtime.ray_executor import RayExecutor
         except ImportError as e:
-            raise NasagentError(f"the Ray executor is not available: {e}") from None
-        factory = functools.partial(make_benchmark, config.benchmark, **config.benchmark_options)
-        return RayExecutor(config.workers, factory=factory, **config.executor_options)
+            raise NasagentError(f"the Ray executor is not available ({e}); install it with pip install 'nasagent[ray]'") from None
+        factory = benchmark_factory(config.benchmark, **config.benchmark_options)
+        try:
+            return RayExecutor(config.workers, factory=factory, **config.executor_options)
+        except TypeError as e:
+            raise NasagentError(f"bad Ray executor option: {e}") from None
     raise NasagentError(f"unknown executor {config.executor!r}; executors: inline, process, ray")
 
 
@@ -114,6 +130,7 @@ def _run(config: RunConfig, journal: Journal, run_dir: Path | None, progress, pl
         stop_at_optimum=config.stop_at_optimum,
         snapshot_every=config.snapshot_every,
         on_progress=progress,
+        max_consecutive_failures=1000 if config.constraints else 100,  # rejections by a constraint are cheap
     )
     result = runner.run()
     result.run_dir = str(run_dir) if run_dir else None
@@ -140,6 +157,9 @@ def make_config(
     count_repeats: bool = False,
     stop_at_optimum: bool = False,
     snapshot_every: int = 50,
+    objectives=None,
+    constraints=None,
+    scalarization: str | None = None,
 ) -> RunConfig:
     """A validated RunConfig: every name, option and budget is checked here, with one clear error."""
     config = RunConfig(
@@ -158,12 +178,19 @@ def make_config(
         count_repeats=count_repeats,
         stop_at_optimum=stop_at_optimum,
         snapshot_every=int(snapshot_every),
+        objectives=[str(o) for o in objectives or []],
+        constraints=[str(c) for c in constraints or []],
+        scalarization=scalarization,
     )
+    family = benchmark_family(config.benchmark)
+    if family is not None and family.takes_space and config.space is not None:
+        config.benchmark_options.setdefault("space", config.space)  # e.g. train:digits is built on --space
     if config.workers < 1:
         raise NasagentError(f"workers must be >= 1, got {workers}")
     if config.executor not in ("inline", "process", "ray"):
         raise NasagentError(f"unknown executor {config.executor!r}; executors: inline, process, ray")
     build(config)
+    _executor(config)  # checks executor options; starts nothing
     return config
 
 
@@ -188,6 +215,9 @@ def search(
     progress=None,
     plot: bool = True,
     overwrite: bool = False,
+    objectives=None,
+    constraints=None,
+    scalarization: str | None = None,
 ) -> RunResult:
     """Run one search. With ``out`` the run is journaled there (resumable) and ``best.json`` plus
     ``curve.png`` are written; without it the journal lives in memory."""
@@ -195,6 +225,7 @@ def search(
         benchmark, strategy, budget, seed, space=space, metric=metric, mode=mode, workers=workers, executor=executor,
         strategy_options=strategy_options, benchmark_options=benchmark_options, executor_options=executor_options,
         count_repeats=count_repeats, stop_at_optimum=stop_at_optimum, snapshot_every=snapshot_every,
+        objectives=objectives, constraints=constraints, scalarization=scalarization,
     )
     if out is None:
         return _run(config, Journal(":memory:"), None, progress, plot=False)
@@ -206,6 +237,9 @@ def search(
         for suffix in ("", "-wal", "-shm"):
             Path(str(jpath) + suffix).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
+    family = benchmark_family(config.benchmark)
+    if family is not None and family.run_dir_option:  # e.g. training checkpoints live in the run directory
+        config.benchmark_options.setdefault(family.run_dir_option, str(run_dir / "checkpoints"))
     journal = Journal(jpath)
     journal.set_meta("config", dataclasses.asdict(config))
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
@@ -231,11 +265,15 @@ def load_config(run_dir: str | Path) -> tuple[RunConfig, Journal]:
     return config, journal
 
 
-def resume(run_dir: str | Path, progress=None, budget=None, plot: bool = True) -> RunResult:
-    """Continue a run (killed or finished) from its journal; ``budget`` may raise the original budget."""
+def resume(run_dir: str | Path, progress=None, budget=None, plot: bool = True, executor_options: dict | None = None) -> RunResult:
+    """Continue a run (killed or finished) from its journal; ``budget`` may raise the original budget and
+    ``executor_options`` replace some of the executor's (e.g. the Ray ``address`` of a new cluster)."""
     config, journal = load_config(run_dir)
     if budget is not None:
         config.budget = _budget_dict(budget)
+    if executor_options:
+        config.executor_options = {**config.executor_options, **executor_options}
+    if budget is not None or executor_options:
         journal.set_meta("config", dataclasses.asdict(config))
     try:
         return _run(config, journal, Path(run_dir), progress, plot)
@@ -257,7 +295,7 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, RunResult]:
             runner.n_cached += r.status == "cached"
         for r in sorted((r for r in rows if r.counted), key=lambda r: r.sample):
             runner.samples = r.sample
-            runner._record_sample(runner._row_trial(r), r.result(), r.sample)
+            runner._record_sample(r.key, r.result(), r.sample, r.number)
         runner._elapsed_before = journal.previous_elapsed()
         runner._t0 = time.monotonic()
         result = runner.result()
@@ -268,6 +306,25 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, RunResult]:
         return config, result
     finally:
         journal.close()
+
+
+def export_trials_csv(run_dir: str | Path, path: str | Path) -> int:
+    """Every trial of a run's journal as CSV: one row per trial, one column per metric."""
+    import csv
+
+    _, journal = load_config(run_dir)
+    try:
+        rows = journal.trials()
+    finally:
+        journal.close()
+    metric_names = list(dict.fromkeys(k for r in rows for k in r.metrics))
+    fields = ["number", "status", "sample", "arch", "key", "score", "cost", "source", "error", *metric_names]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(fields)
+        for r in rows:
+            w.writerow([r.number, r.status, r.sample, r.arch, r.key, r.score, r.cost, r.source, r.error, *(r.metrics.get(m) for m in metric_names)])
+    return len(rows)
 
 
 def write_outputs(result: RunResult, config: RunConfig, run_dir: Path, plot: bool = True) -> None:
@@ -296,6 +353,24 @@ def write_outputs(result: RunResult, config: RunConfig, run_dir: Path, plot: boo
     if plot:
         title = f"{config.strategy} on {config.benchmark} (seed {config.seed})"
         plot_run(result.trace, result.objective, run_dir / "curve.png", title=title, optimum=result.optimum)
+    if result.front is not None:  # multi-objective: front.csv, front.json, pareto.png
+        _write_front(result, config, run_dir, plot)
+
+
+def _write_front(result: RunResult, config: RunConfig, run_dir: Path, plot: bool) -> None:
+    from nasagent.runtime.pareto import write_front
+
+    write_front(result.front, run_dir, result.report.get("hypervolume"))
+    if plot:
+        from nasagent.report.pareto import plot_front
+
+        journal = Journal(run_dir / JOURNAL_NAME, create=False)
+        try:
+            rows = journal.trials("counted=1")
+        finally:
+            journal.close()
+        title = f"{config.strategy} on {config.benchmark} (seed {config.seed}): {len(result.front)} on the front"
+        plot_front(rows, result.objective, result.front, run_dir / "pareto.png", title=title)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -162,11 +162,20 @@ def search(
     space: Annotated[str | None, typer.Option(help="space (tables fix their own; checked for consistency)")] = None,
     metric: Annotated[str | None, typer.Option(help="metric to optimise (default: the benchmark's)")] = None,
     mode: Annotated[str | None, typer.Option(help="max or min (default: the metric's own direction)")] = None,
+    objective: Annotated[list[str] | None, typer.Option("--objective", help="NAME:max|min (repeatable; two or more: multi-objective search)")] = None,
+    constraint: Annotated[list[str] | None, typer.Option("--constraint", help="e.g. 'params<=1.5' (repeatable)")] = None,
+    scalarization: Annotated[str | None, typer.Option(help="weighted[:w1,w2] | chebyshev[:w1,w2] | tunas-abs:target=T0[,beta=-0.1]")] = None,
     out: Annotated[Path | None, typer.Option(help="run directory (journal, best.json, curve.png)")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="continue the run in this directory")] = None,
     workers: Annotated[int, typer.Option(help="trials in flight at once")] = 1,
     executor: Annotated[str, typer.Option(help="inline | process | ray")] = "inline",
+    address: Annotated[str | None, typer.Option(help="ray: join this cluster (HOST:PORT from 'ray start --head'); default: a local one")] = None,
+    cpus_per_trial: Annotated[float | None, typer.Option(help="ray: CPUs reserved per trial (default 1)")] = None,
+    gpus_per_trial: Annotated[float | None, typer.Option(help="ray: GPUs reserved per trial (default 0)")] = None,
+    trial_timeout: Annotated[float | None, typer.Option(help="ray: cancel a trial running longer than this (s)")] = None,
+    max_retries: Annotated[int | None, typer.Option(help="ray: re-runs of a trial whose worker died (default 2)")] = None,
     opt: Annotated[list[str] | None, typer.Option("--opt", help="strategy option key=value (repeatable)")] = None,
+    bopt: Annotated[list[str] | None, typer.Option("--bopt", help="benchmark option key=value, e.g. epochs=5 (repeatable)")] = None,
     table: Annotated[Path | None, typer.Option(help="table file for nb201-csv / nb101-tfrecord")] = None,
     arch_column: Annotated[str | None, typer.Option(help="nb201-csv: column of architecture strings")] = None,
     cost_column: Annotated[str | None, typer.Option(help="nb201-csv: column of training costs")] = None,
@@ -180,9 +189,13 @@ def search(
     def body():
         import nasagent.api as api
 
+        ray_opts = {"address": address, "cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial,
+                    "trial_timeout": trial_timeout, "max_retries": max_retries}
+        ray_opts = {k: v for k, v in ray_opts.items() if v is not None}
         if resume is not None:
             config, journal = api.load_config(resume)
             journal.close()
+            _ray_only(ray_opts, config.executor)
             total = config.budget.get("evaluations")
             prog, update = _progress_display(total)
             new_budget = None
@@ -190,17 +203,21 @@ def search(
                 new_budget = {"evaluations": budget, "cost": budget_cost, "seconds": budget_seconds}
                 total = budget
             with prog if not quiet else _null():
-                result = api.resume(resume, progress=None if quiet else update, budget=new_budget)
+                result = api.resume(resume, progress=None if quiet else update, budget=new_budget, executor_options=ray_opts)
             _print_result(result, config.strategy)
             console.print(f"run directory: {resume}")
             return
+        _ray_only(ray_opts, executor)
         bopts = {"table": str(table) if table else None, "arch_column": arch_column, "cost_column": cost_column}
+        bopts.update(parse_options(bopt))
         bud = {"evaluations": budget, "cost": budget_cost, "seconds": budget_seconds}
         if all(v is None for v in bud.values()):
             bud["evaluations"] = 200
         api.make_config(  # validate names, options and budget before drawing a progress bar
             benchmark, strategy, {k: v for k, v in bud.items() if v is not None}, seed, space=space, metric=metric,
             mode=mode, workers=workers, executor=executor, strategy_options=parse_options(opt), benchmark_options=bopts,
+            executor_options=ray_opts,
+            objectives=objective, constraints=constraint, scalarization=scalarization,
         )
         run_dir = out or Path("runs") / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', benchmark)}-{strategy}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
         prog, update = _progress_display(bud["evaluations"])
@@ -218,15 +235,26 @@ def search(
                 executor=executor,
                 strategy_options=parse_options(opt),
                 benchmark_options=bopts,
+                executor_options=ray_opts,
                 count_repeats=count_repeats,
                 stop_at_optimum=stop_at_optimum,
                 progress=None if quiet else update,
                 overwrite=overwrite,
+                objectives=objective,
+                constraints=constraint,
+                scalarization=scalarization,
             )
         _print_result(result, strategy)
         console.print(f"run directory: {run_dir} (best.json, journal.db, curve.png)")
 
     _guard(body)
+
+
+def _ray_only(ray_opts: dict, executor: str) -> None:
+    if ray_opts and executor != "ray":
+        flags = ", ".join("--" + k.replace("_", "-") for k in ray_opts)
+        verb = "applies" if len(ray_opts) == 1 else "apply"
+        raise NasagentError(f"{flags} only {verb} to the Ray executor; add --executor ray (this run uses {executor!r})")
 
 
 class _null:
@@ -248,6 +276,7 @@ def compare(
     opt: Annotated[list[str] | None, typer.Option("--opt", help="LABEL.key=value strategy option (repeatable)")] = None,
     table: Annotated[Path | None, typer.Option(help="table file for nb201-csv / nb101-tfrecord")] = None,
     jobs: Annotated[int, typer.Option(help="processes running seeds in parallel")] = 1,
+    band: Annotated[str, typer.Option(help="regret band: ci95 (mean, 95 % CI) or iqr (median, interquartile range)")] = "ci95",
     out: Annotated[Path, typer.Option(help="directory for compare.json, compare.csv and regret.png")] = Path("runs/compare"),
 ):
     """Several strategies x seeds on one benchmark: samples to the global optimum and regret curves."""
@@ -259,6 +288,8 @@ def compare(
         from nasagent.report.plots import plot_regret_curves, regret_matrix
         from rich.progress import Progress
 
+        if band not in ("ci95", "iqr"):
+            raise NasagentError(f"--band must be ci95 or iqr, got {band!r}")
         names = [s.strip() for s in strategies.split(",") if s.strip()]
         at_list = tuple(int(a) for a in at.split(",") if a.strip())
         per: dict[str, dict] = {}
@@ -298,26 +329,58 @@ def compare(
         if comp.optimum is not None:
             n = comp.budget
             curves = {m: regret_matrix([r["trace"] for r in comp.runs if r["label"] == m], comp.optimum, n) for m in comp.methods()}
-            plot_regret_curves(curves, out / "regret.png", title=f"{benchmark}: mean regret, 95 % band")
+            label = "median regret, interquartile band" if band == "iqr" else "mean regret, 95 % band"
+            plot_regret_curves(curves, out / "regret.png", title=f"{benchmark}: {label}", band=band)
         console.print(f"written: {out}/compare.json, compare.csv" + (", regret.png" if comp.optimum is not None else ""))
 
     _guard(body)
 
 
 @app.command()
-def report(run_dir: Annotated[Path, typer.Argument(help="a run directory written by nasagent search")]):
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory written by nasagent search")],
+    csv_out: Annotated[bool, typer.Option("--csv", help="also write trials.csv (every trial of the journal)")] = False,
+):
     """Summarise a run from its journal and redraw its plot."""
 
     def body():
-        from nasagent.api import load_run, write_outputs
+        from nasagent.api import export_trials_csv, load_run, write_outputs
 
         config, result = load_run(run_dir)
+        if csv_out:
+            n = export_trials_csv(run_dir, Path(run_dir) / "trials.csv")
+            console.print(f"written: {run_dir}/trials.csv ({n} trials)")
         console.print(f"[bold]{config.strategy}[/] on [bold]{config.benchmark}[/] (seed {config.seed}), budget {config.budget}")
         _print_result(result, config.strategy)
         if result.elapsed:
             console.print(f"wall time {result.elapsed:.1f} s")
         write_outputs(result, config, Path(run_dir))
-        console.print(f"written: {run_dir}/best.json, curve.png")
+        console.print(f"written: {run_dir}/best.json, curve.png" + (", front.csv, front.json, pareto.png" if result.front is not None else ""))
+
+    _guard(body)
+
+
+@app.command("export")
+def export_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory written by nasagent search")],
+    out: Annotated[Path | None, typer.Option(help="output folder (default RUN_DIR/export)")] = None,
+    num_classes: Annotated[int | None, typer.Option(help="classes of the exported network (default: the run's data, else 10)")] = None,
+    input_shape: Annotated[str | None, typer.Option(help="C,H,W of the input images (default: the run's data, else 3,32,32)")] = None,
+):
+    """Write the run's best architecture as a torch.export program (model.pt2) plus its architecture string."""
+
+    def body():
+        from nasagent.evaluation.export import export_run
+
+        shape = None
+        if input_shape:
+            try:
+                shape = tuple(int(v) for v in input_shape.split(","))
+            except ValueError:
+                raise NasagentError(f"--input-shape must look like 3,32,32, got {input_shape!r}") from None
+        paths = export_run(run_dir, out=out, num_classes=num_classes, input_shape=shape)
+        weights = "trained weights" if paths["trained"] else "untrained (freshly initialised) weights"
+        console.print(f"exported the best architecture with {weights}: {paths['model']}, {paths['arch']}, {paths['info']}")
 
     _guard(body)
 

@@ -53,6 +53,7 @@ class Result:
     error: str | None = None
     score: float | None = None
     scores: tuple[float, ...] | None = None  # per-objective maximise-values (multi-objective search)
+    violation: float = 0.0  # summed relative constraint excess, 0 when feasible (filled by the runner)
 
     @property
     def ok(self) -> bool:

@@ -6,6 +6,7 @@ with one line that lists the valid names.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from collections.abc import Callable
@@ -72,6 +73,8 @@ class BenchmarkFamily:
     description: str
     match: Callable[[str], bool]
     build: str  # "module:callable(spec, **options)"
+    takes_space: bool = False  # built on --space (passed as the option ``space``) instead of fixing its own
+    run_dir_option: str | None = None  # option through which the family receives a folder inside the run directory
 
 
 def _build_nb201(spec: str, **opts):
@@ -131,14 +134,34 @@ BENCHMARKS: list[BenchmarkFamily] = [
     BenchmarkFamily("nb201-csv", "your NB201 table: --table FILE.csv [--arch-column COL] [--metric COL]", lambda s: s == "nb201-csv", "nasagent.registry:_build_csv"),
     BenchmarkFamily("nbgraph/<dataset>", "NAS-Bench-Graph: arxiv citeseer computers cora cs photo physics proteins pubmed", lambda s: s.startswith("nbgraph/"), "nasagent.registry:_build_nbgraph"),
     BenchmarkFamily("nb101-tfrecord", "official NB101 file read without TensorFlow: --table nasbench_only108.tfrecord", lambda s: s == "nb101-tfrecord", "nasagent.registry:_build_nb101"),
+    BenchmarkFamily("train:<data>", "train each candidate from scratch on digits, digits16, FILE.npz or FOLDER (--space nb201|darts)", lambda s: s.startswith("train:"), "nasagent.evaluation.train:training_benchmark", takes_space=True, run_dir_option="checkpoint_dir"),
+    BenchmarkFamily("oneshot:<data>", "score candidates with a one-shot supernet trained on <data> (--space nb201|darts)", lambda s: s.startswith("oneshot:"), "nasagent.evaluation.supernet:oneshot_benchmark", takes_space=True, run_dir_option="checkpoint_dir"),
+    BenchmarkFamily("fewshot:<data>", "score candidates with few-shot sub-supernets trained on <data> (--space nb201|darts)", lambda s: s.startswith("fewshot:"), "nasagent.evaluation.fewshot:fewshot_benchmark", takes_space=True, run_dir_option="checkpoint_dir"),
     BenchmarkFamily("<function>-<dim>", "shifted ackley / levy / rosenbrock / rastrigin, e.g. ackley-20", _is_function, "nasagent.registry:_build_function"),
 ]
+
+
+def benchmark_family(spec: str) -> BenchmarkFamily | None:
+    return next((fam for fam in BENCHMARKS if fam.match(spec)), None)
 
 
 def make_benchmark(spec: str, **options):
     for fam in BENCHMARKS:
         if fam.match(spec):
             return _load(fam.build)(spec, **options)
+    raise NasagentError(f"unknown benchmark {spec!r}; benchmarks: {', '.join(f.name for f in BENCHMARKS)}")
+
+
+def _build_benchmark(build: str, spec: str, **options):
+    return _load(build)(spec, **options)
+
+
+def benchmark_factory(spec: str, **options):
+    """A picklable no-argument callable that builds this benchmark in a worker process. It names the family's
+    build function directly, so benchmarks registered in the driver (plug-ins) also build in workers."""
+    for fam in BENCHMARKS:
+        if fam.match(spec):
+            return functools.partial(_build_benchmark, fam.build, spec, **options)
     raise NasagentError(f"unknown benchmark {spec!r}; benchmarks: {', '.join(f.name for f in BENCHMARKS)}")
 
 
@@ -153,6 +176,19 @@ STRATEGIES: dict[str, StrategyEntry] = {
     "random": StrategyEntry("nasagent.strategies.random:RandomSearch", "uniform random search (without replacement on enumerable spaces)"),
     "evolution": StrategyEntry("nasagent.strategies.evolution:RegularizedEvolution", "regularized evolution (Real et al. 2019): tournament + ageing"),
     "local-search": StrategyEntry("nasagent.strategies.local_search:LocalSearch", "first-improvement local search over one-edit neighbours, with restarts"),
+    "alphax": StrategyEntry("nasagent.strategies.alphax:AlphaX", "AlphaX: MCTS over construction actions with a Meta-DNN value model and two-phase backprop (sequential spaces)"),
+    "evolution-nsga2": StrategyEntry("nasagent.strategies.nsga2:NSGA2Evolution", "multi-objective evolution: steady-state NSGA-II selection (rank + crowding), one-edit mutation"),
+    "hill-climbing": StrategyEntry("nasagent.strategies.hill_climbing:HillClimbing", "AlphaX baseline: evaluate every child, move to the best, restart on a revisit"),
+    "q-learning": StrategyEntry("nasagent.strategies.q_learning:QLearning", "tabular epsilon-greedy Q-learning over sequential decisions (alpha 0.2, gamma 1, eps 0.2, Q0 0.5)"),
+    "reinforce": StrategyEntry("nasagent.strategies.reinforce:Reinforce", "REINFORCE over independent categorical decisions (Adam, moving-average baseline)"),
+    "bo": StrategyEntry("nasagent.strategies.bo:BayesianOptimization", "GP Bayesian optimisation on the encoding with expected improvement (botorch)"),
+    "optuna-tpe": StrategyEntry("nasagent.strategies.optuna_samplers:OptunaTPE", "Optuna's TPE sampler over the sequential decisions (or a box)"),
+    "optuna-nsga2": StrategyEntry("nasagent.strategies.optuna_samplers:OptunaNSGA2", "Optuna's NSGA-II sampler over the sequential decisions (or a box)"),
+    "lanas": StrategyEntry("nasagent.strategies.lanas:LaNAS", "LaNAS: fixed tree of learned linear partitions + UCB (thesis Ch. 4)"),
+    "lamcts": StrategyEntry("nasagent.strategies.lamcts:LAMCTS", "LA-MCTS: K-means/SVM partition tree + local solver (--opt solver=turbo|bo|cmaes|random); boxes"),
+    "turbo": StrategyEntry("nasagent.strategies.turbo:TuRBO", "TuRBO-1: trust-region Bayesian optimisation with restarts (boxes)"),
+    "cmaes": StrategyEntry("nasagent.strategies.cma_es:CMAES", "CMA-ES (the cmaes package) with restarts (boxes)"),
+    "neural-predictor": StrategyEntry("nasagent.strategies.neural_predictor:NeuralPredictorSearch", "Neural Predictor: N random, GCN ranks a pool, top K (--opt mode=iterative: BANANAS-like refits)"),
 }
 
 

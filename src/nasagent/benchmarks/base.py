@@ -26,6 +26,8 @@ class Metric:
     description: str = ""
     #: the metric to report beside this one when it is searched (validation -> test), if any
     report: str | None = None
+    #: known before evaluating (parameters, a latency model): a constraint on it rejects without evaluating
+    static: bool = False
 
 
 @dataclass
@@ -100,6 +102,12 @@ class TableBenchmark(Benchmark):
             return Result.failed(f"architecture {self.space.format(arch)} is not in table {self.name!r}")
         cost = r[self.cost_metric] if self.cost_metric else 1.0
         return Result(metrics=dict(r), cost=cost)
+
+    def static_metrics(self, arch: Arch) -> dict[str, float]:
+        """The metrics marked ``static`` (known without training), for rejecting before evaluation."""
+        names = [m.name for m in self.metrics.values() if m.static]
+        r = self.row(self.space.key(arch)) if names else None
+        return {} if r is None else {n: r[n] for n in names if n in r}
 
     def value(self, key: str, metric: str) -> float | None:
         r = self.row(key)

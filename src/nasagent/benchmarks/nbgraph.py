@@ -45,8 +45,8 @@ def nbgraph_benchmark(dataset: str) -> TableBenchmark:
         metrics={
             "valid_perf": Metric("valid_perf", "max", "validation performance", report="test_perf"),
             "test_perf": Metric("test_perf", "max", "test performance (report only: do not search on it)"),
-            "latency": Metric("latency", "min", "inference latency (s)"),
-            "params": Metric("params", "min", "parameters (millions)"),
+            "latency": Metric("latency", "min", "inference latency (s)", static=True),
+            "params": Metric("params", "min", "parameters (millions)", static=True),
         },
         default_metric="valid_perf",
         keys=keys,

@@ -60,21 +60,30 @@ def regret_matrix(traces, optimum: float, n: int) -> np.ndarray:
     return out
 
 
-def plot_regret_curves(curves: dict[str, np.ndarray], path: str | Path, title: str = "", ylabel: str = "regret", log_x: bool = True) -> Path:
-    """Mean regret against samples per method with a 95 % confidence band (normal approximation)."""
+def plot_regret_curves(
+    curves: dict[str, np.ndarray], path: str | Path, title: str = "", ylabel: str = "regret", log_x: bool = True, band: str = "ci95"
+) -> Path:
+    """Regret against samples per method: the mean with a 95 % confidence band (``band="ci95"``), or the
+    median with the interquartile range (``band="iqr"``)."""
     plt = _plt()
     path = Path(path)
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
     for name, m in curves.items():
         x = np.arange(1, m.shape[1] + 1)
-        mean = np.nanmean(m, axis=0)
-        n = np.sum(np.isfinite(m), axis=0).clip(min=1)
-        se = np.nanstd(m, axis=0) / np.sqrt(n)
-        ax.plot(x, mean, lw=1.8, label=f"{name} (n={m.shape[0]})")
-        ax.fill_between(x, np.maximum(mean - 1.96 * se, 1e-9), mean + 1.96 * se, alpha=0.2)
+        if band == "iqr":
+            centre = np.nanmedian(m, axis=0)
+            lo, hi = np.nanpercentile(m, 25, axis=0), np.nanpercentile(m, 75, axis=0)
+        else:
+            centre = np.nanmean(m, axis=0)
+            n = np.sum(np.isfinite(m), axis=0).clip(min=1)
+            se = np.nanstd(m, axis=0) / np.sqrt(n)
+            lo, hi = np.maximum(centre - 1.96 * se, 0.0), centre + 1.96 * se
+        ax.plot(x, centre, lw=1.8, label=f"{name} (n={m.shape[0]})")
+        ax.fill_between(x, lo, hi, alpha=0.2)
     if log_x:
         ax.set_xscale("log")
     ax.set_yscale("symlog", linthresh=0.01)
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("samples")
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -40,6 +40,8 @@ def safe_evaluate(evaluator, arch, budget: Budget | None, hint: dict | None) -> 
 class Executor(ABC):
     #: how many trials may be in flight at once
     capacity: int = 1
+    #: called with a trial that the executor submits again after its worker died (the runner journals it)
+    on_retry: Callable[[Trial], None] | None = None
 
     def start(self, evaluator, budget: Budget | None = None) -> None:
         self.evaluator = evaluator

@@ -106,6 +106,7 @@ class Journal:
     # -- meta ---------------------------------------------------------------------------------------
     def set_meta(self, key: str, value) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+        self._commit()
 
     def get_meta(self, key: str, default=None):
         try:
@@ -127,46 +128,61 @@ class Journal:
         return float(row[0])
 
     # -- trials and events -----------------------------------------------------------------------------
+    # Writes are grouped into one transaction per durable step: an ask is committed together with the start
+    # of its evaluation (``record_start``) or with its answer (``record_tell``). An ask lost to a crash
+    # before either is simply asked again on resume (replay is deterministic), so nothing told is lost.
+    def _begin(self) -> None:
+        if not self.db.in_transaction:
+            self.db.execute("BEGIN")
+
+    def _commit(self) -> None:
+        if self.db.in_transaction:
+            self.db.execute("COMMIT")
+
     def record_ask(self, number: int, key: str, arch: str, hint, info) -> None:
-        with self.db:
-            self.db.execute(
-                "INSERT INTO trials (number, key, arch, hint, info, status, asked) VALUES (?, ?, ?, ?, ?, 'running', ?)",
-                (number, key, arch, _dump(hint), _dump(info), time.time()),
-            )
-            self.db.execute("INSERT INTO events (kind, number) VALUES ('ask', ?)", (number,))
+        self._begin()
+        self.db.execute(
+            "INSERT INTO trials (number, key, arch, hint, info, status, asked) VALUES (?, ?, ?, ?, ?, 'running', ?)",
+            (number, key, arch, _dump(hint), _dump(info), time.time()),
+        )
+        self.db.execute("INSERT INTO events (kind, number) VALUES ('ask', ?)", (number,))
 
     def record_start(self, number: int) -> None:
+        self._begin()
         self.db.execute("UPDATE trials SET started=?, attempts=attempts+1 WHERE number=?", (time.time(), number))
+        self._commit()
 
     def record_tell(
         self, number: int, status: str, result: Result, counted: bool, sample: int | None, source: int | None = None
     ) -> None:
-        with self.db:
-            self.db.execute(
-                "UPDATE trials SET status=?, metrics=?, score=?, cost=?, error=?, counted=?, sample=?, source=?, finished=? "
-                "WHERE number=?",
-                (
-                    status,
-                    json.dumps(result.metrics, allow_nan=True),
-                    result.score,
-                    result.cost,
-                    result.error,
-                    int(counted),
-                    sample,
-                    source,
-                    time.time(),
-                    number,
-                ),
-            )
-            self.db.execute("INSERT INTO events (kind, number) VALUES ('tell', ?)", (number,))
+        self._begin()
+        self.db.execute(
+            "UPDATE trials SET status=?, metrics=?, score=?, cost=?, error=?, counted=?, sample=?, source=?, finished=? "
+            "WHERE number=?",
+            (
+                status,
+                json.dumps(result.metrics, allow_nan=True),
+                result.score,
+                result.cost,
+                result.error,
+                int(counted),
+                sample,
+                source,
+                time.time(),
+                number,
+            ),
+        )
+        self.db.execute("INSERT INTO events (kind, number) VALUES ('tell', ?)", (number,))
+        self._commit()
 
     def record_snapshot(self, state: dict) -> None:
         blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-        with self.db:
-            seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
-            self.db.execute("INSERT INTO snapshots (event_seq, state, created) VALUES (?, ?, ?)", (seq, blob, time.time()))
-            # keep the two newest snapshots: the latest, and one to fall back on
-            self.db.execute("DELETE FROM snapshots WHERE seq NOT IN (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT 2)")
+        self._begin()
+        seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+        self.db.execute("INSERT INTO snapshots (event_seq, state, created) VALUES (?, ?, ?)", (seq, blob, time.time()))
+        # keep the two newest snapshots: the latest, and one to fall back on
+        self.db.execute("DELETE FROM snapshots WHERE seq NOT IN (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT 2)")
+        self._commit()
 
     def latest_snapshot(self) -> tuple[int, dict] | None:
         for seq, blob in self.db.execute("SELECT event_seq, state FROM snapshots ORDER BY seq DESC"):
@@ -199,6 +215,7 @@ class Journal:
 
     def close(self) -> None:
         try:
+            self._commit()
             self.db.close()
         except sqlite3.Error:
             pass

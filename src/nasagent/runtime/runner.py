@@ -55,6 +55,7 @@ class RunResult:
     n_cached: int = 0
     run_dir: str | None = None
     report: dict = field(default_factory=dict)  # e.g. the test metric of the best validation architecture
+    front: list[dict] | None = None  # multi-objective runs: the Pareto front of the samples (runtime/pareto.py)
 
     @property
     def best_value(self) -> float | None:
@@ -107,7 +108,9 @@ class Runner:
         self.max_idle_asks = max_idle_asks
         self.max_consecutive_failures = max_consecutive_failures
         self.on_progress = on_progress
-        if optimum is None and hasattr(evaluator, "optimum"):
+        if optimum is None and hasattr(objective, "optimum_of"):  # constrained / multi-objective (nasagent.objectives)
+            optimum = objective.optimum_of(evaluator)
+        elif optimum is None and hasattr(evaluator, "optimum"):
             optimum = evaluator.optimum(objective)
         self.optimum = optimum
 
@@ -136,6 +139,7 @@ class Runner:
         self.journal.start_session()
         self._elapsed_before = self.journal.previous_elapsed()
         self._t0 = time.monotonic()
+        self.executor.on_retry = lambda trial: self.journal.record_start(trial.number)  # counts attempts
         self.executor.start(self.evaluator)
         try:
             pending = self._restore()
@@ -168,7 +172,19 @@ class Runner:
             n_failed=self.n_failed,
             n_cached=self.n_cached,
             report=report,
+            front=self._front(report),
         )
+
+    def _front(self, report: dict) -> list[dict] | None:
+        if not getattr(self.objective, "multi", False):
+            return None
+        from nasagent.runtime.pareto import run_front
+
+        front, hv = run_front(self.journal.trials("counted=1"), self.objective)
+        report["front_size"] = len(front)
+        if hv is not None:
+            report["hypervolume"] = hv
+        return front
 
     @property
     def elapsed(self) -> float:
@@ -216,7 +232,7 @@ class Runner:
         if hit is not None:
             source, result = hit
             counted = self.count_repeats and result.ok
-            self._tell(trial, dataclasses.replace(result, cost=0.0, metrics=dict(result.metrics)), "cached", counted, source)
+            self._tell(trial, _free_copy(result), "cached", counted, source, key)
             self._idle += 1
             if self._idle >= self.max_idle_asks:
                 self._stop_reason = (
@@ -227,6 +243,11 @@ class Runner:
         leader = self.flight_keys.get(key)
         if leader is not None:
             self.followers.setdefault(leader, []).append(trial)
+            return
+        rejected = self._reject(trial)
+        if rejected is not None:  # a constraint on a metric known before evaluation
+            self.cache[key] = (trial.number, rejected)
+            self._tell(trial, rejected, "failed", False, None, key)
             return
         self._idle = 0
         self.in_flight[trial.number] = trial
@@ -241,10 +262,10 @@ class Runner:
         result = self._score(result)
         self.cost += float(result.cost or 0.0)
         self.cache[key] = (trial.number, result)
-        self._tell(trial, result, "ok" if result.ok else "failed", result.ok, None)
+        self._tell(trial, result, "ok" if result.ok else "failed", result.ok, None, key)
         for f in self.followers.pop(trial.number, []):
             counted = self.count_repeats and result.ok
-            self._tell(f, dataclasses.replace(result, cost=0.0, metrics=dict(result.metrics)), "cached", counted, trial.number)
+            self._tell(f, _free_copy(result), "cached", counted, trial.number, key)
 
     def _score(self, result: Result) -> Result:
         if result.status != "ok":
@@ -260,7 +281,22 @@ class Runner:
             return dataclasses.replace(result, status="failed", error=why, score=None)
         return dataclasses.replace(result, score=score)
 
-    def _tell(self, trial: Trial, result: Result, status: str, counted: bool, source: int | None) -> None:
+    def _reject(self, trial: Trial) -> Result | None:
+        check, static = getattr(self.objective, "reject", None), getattr(self.evaluator, "static_metrics", None)
+        if check is None or static is None:
+            return None
+        why = check(static(trial.arch))
+        return None if why is None else Result.failed(why)
+
+    def _complete(self, result: Result) -> Result:
+        """Per-objective values and constraint violation for multi-objective / constrained objectives."""
+        scores = getattr(self.objective, "scores", None)
+        if scores is None or not result.ok:
+            return result
+        return dataclasses.replace(result, scores=scores(result.metrics), violation=self.objective.violation(result.metrics) or 0.0)
+
+    def _tell(self, trial: Trial, result: Result, status: str, counted: bool, source: int | None, key: str) -> None:
+        result = self._complete(result)
         sample = None
         if counted:
             self.samples += 1
@@ -276,7 +312,7 @@ class Runner:
             self._consecutive_failures = 0
         self.journal.record_tell(trial.number, status, result, counted, sample, source)
         if counted:
-            self._record_sample(trial, result, sample)
+            self._record_sample(key, result, sample, trial.number)
         self.strategy.tell(trial, result)
         self._tells_since_snapshot += 1
         if self._tells_since_snapshot >= self.snapshot_every or time.monotonic() - self._last_snapshot >= self.snapshot_seconds:
@@ -284,15 +320,14 @@ class Runner:
         if self.on_progress is not None and status != "cached":
             self._progress(status)
 
-    def _record_sample(self, trial: Trial, result: Result, sample: int) -> None:
+    def _record_sample(self, key: str, result: Result, sample: int, number: int | None = None) -> None:
         if self.best is None or result.score > self.best[0]:
-            self.best = (result.score, trial.number)
+            self.best = (result.score, number)
         value = self.objective.value(result.metrics)
         best_value = -self.best[0] if self.objective.mode == "min" else self.best[0]
         self.trace.append((sample, value, best_value))
         if self.optimum is not None and self.samples_to_optimum is None:
             opt_value, opt_keys = self.optimum
-            key = self.space.key(trial.arch)
             hit = key in opt_keys if opt_keys else (value is not None and math.isclose(value, opt_value, abs_tol=1e-12))
             if hit:
                 self.samples_to_optimum = sample
@@ -331,7 +366,7 @@ class Runner:
                 self.n_cached += 1
         for r in sorted((r for r in rows if r.counted), key=lambda r: r.sample):
             self.samples = max(self.samples, r.sample)
-            self._record_sample(self._row_trial(r), r.result(), r.sample)
+            self._record_sample(r.key, r.result(), r.sample, r.number)
 
         snap = self.journal.latest_snapshot()
         start_seq = 0
@@ -356,7 +391,7 @@ class Runner:
                 trials[number] = t
             elif kind == "tell" and row.status != "running":
                 t = trials.pop(number, None) or self._row_trial(row)
-                self.strategy.tell(t, row.result())
+                self.strategy.tell(t, self._complete(row.result()))
         # never hand out a number the journal already holds, even if replay diverged
         self.strategy._next_number = max(self.strategy._next_number, max(by_number) + 1)
         pending = [r for r in rows if r.status == "running"]
@@ -364,3 +399,8 @@ class Runner:
 
     def _row_trial(self, row: TrialRow) -> Trial:
         return Trial(row.number, self.space.parse(row.arch), row.hint, row.info)
+
+
+def _free_copy(result: Result) -> Result:
+    """The answer to a re-proposal: the same result, at no cost."""
+    return Result(dict(result.metrics), 0.0, result.status, result.error, result.score, result.scores)

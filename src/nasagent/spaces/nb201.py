@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from functools import lru_cache
 
 import numpy as np
 
@@ -23,6 +24,12 @@ _OP_INDEX = {op: i for i, op in enumerate(OPS)}
 Cell201 = tuple  # tuple[str, str, str, str, str, str]
 
 
+@lru_cache(maxsize=None)
+def _format(arch: Cell201) -> str:
+    a = arch
+    return f"|{a[0]}~0|+|{a[1]}~0|{a[2]}~1|+|{a[3]}~0|{a[4]}~1|{a[5]}~2|"
+
+
 class NB201Space(Space):
     name = "nb201"
     n_edges = len(EDGES)
@@ -30,11 +37,7 @@ class NB201Space(Space):
 
     # -- text --------------------------------------------------------------------------------------
     def format(self, arch: Cell201) -> str:
-        nodes = []
-        for to in (1, 2, 3):
-            parts = [f"{arch[i]}~{frm}" for i, (t, frm) in enumerate(EDGES) if t == to]
-            nodes.append("|" + "|".join(parts) + "|")
-        return "+".join(nodes)
+        return _format(tuple(arch))
 
     def parse(self, text: str) -> Cell201:
         if not isinstance(text, str):

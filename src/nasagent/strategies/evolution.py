@@ -14,11 +14,11 @@ from nasagent.strategies.base import Strategy
 
 
 class RegularizedEvolution(Strategy):
-    """Defaults (population 20, sample 5) were picked by measurement on the embedded NB201 table
-    (benchmarks/evolution_tuning.py, docs/strategies.md); Real et al. used 100 / 25 on NB101-size
-    problems and the AlphaX seed 500 / 50."""
+    """Defaults (population 20, tournament 10) were picked by measurement on the embedded NB201 table
+    (benchmarks/baseline_tuning.py: 113 mean samples to the optimum vs 153 for 50 / 10; docs/strategies.md).
+    Real et al. used 100 / 25 on NB101-size problems and the AlphaX seed 500 / 50."""
 
-    def __init__(self, space, seed: int = 0, population_size: int = 20, sample_size: int = 5):
+    def __init__(self, space, seed: int = 0, population_size: int = 20, sample_size: int = 10):
         super().__init__(space, seed)
         if population_size < 1 or not 1 <= sample_size <= population_size:
             from nasagent.core import NasagentError

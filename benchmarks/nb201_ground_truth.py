@@ -1,0 +1,179 @@
+"""Ground truth on CPU: a fixed sample of NB201 architectures trained from scratch on the derived digits task.
+
+Trains ``--archs`` cells (uniform without replacement, fixed sample seed) for ``--seeds`` training seeds each
+with the training evaluator (``train:digits16``, small NB201 macro skeleton), caching every (arch, seed) under
+``benchmarks/cache/nb201_ground_truth/`` so an interrupted run resumes. Seeds run outer, so a partial run
+already holds complete seeds. Writes ``benchmarks/results/nb201_ground_truth.json`` (+ .png) with the table
+(per arch: validation and test accuracy per seed, params, FLOPs, latency, the NB201 CIFAR-10 accuracy) and
+the table's own seed-to-seed Kendall tau: no supernet can rank these architectures better than that.
+
+    python benchmarks/nb201_ground_truth.py --archs 100 --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+from scipy.stats import kendalltau, spearmanr
+
+from nasagent.report.results import CACHE_DIR, RESULTS_DIR, machine_info, write_results
+
+#: the derived task and the small network every training-path figure uses (supernet_ranking reads it back)
+TASK = {"data": "digits16", "C": 8, "N": 1, "epochs": 10, "lr": 0.1, "batch_size": 128, "data_seed": 0}
+SAMPLE_SEED = 2024
+
+
+def sample_archs(n: int) -> list[str]:
+    from nasagent.spaces.nb201 import NB201Space
+
+    sp = NB201Space()
+    archs = list(sp.enumerate())
+    idx = np.random.default_rng(SAMPLE_SEED).permutation(len(archs))[:n]
+    return [sp.format(archs[i]) for i in idx]
+
+
+def config_tag(task: dict) -> str:
+    return hashlib.sha1(json.dumps(task, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def top_fraction_tau(truth, score, fraction: float = 0.1) -> float:
+    """Kendall tau among the architectures whose truth is in the top ``fraction``."""
+    truth, score = np.asarray(truth, float), np.asarray(score, float)
+    k = max(2, int(round(fraction * len(truth))))
+    top = np.argsort(-truth)[:k]
+    tau = kendalltau(truth[top], score[top]).statistic
+    return float(tau) if np.isfinite(tau) else 0.0
+
+
+def load_table(task: dict = TASK, cache: Path | None = None) -> dict:
+    """Whatever is cached: {arch: {seed: record}}."""
+    cache = cache or CACHE_DIR / "nb201_ground_truth" / config_tag(task)
+    out: dict = {}
+    for p in sorted(cache.glob("*.json")):
+        rec = json.loads(p.read_text())
+        out.setdefault(rec["arch"], {})[int(rec["seed"])] = rec
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--archs", type=int, default=100)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--max-hours", type=float, default=None, help="stop training new entries after this long (resume later)")
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)
+    from nasagent.benchmarks.nb201 import nb201_benchmark
+    from nasagent.evaluation.train import TrainingBenchmark
+
+    cache = CACHE_DIR / "nb201_ground_truth" / config_tag(TASK)
+    cache.mkdir(parents=True, exist_ok=True)
+    archs = sample_archs(args.archs)
+    t_start = time.time()
+    benches = {}
+    for seed in range(args.seeds):
+        for i, arch in enumerate(archs):
+            path = cache / f"{hashlib.sha1(arch.encode()).hexdigest()[:16]}-s{seed}.json"
+            if path.exists():
+                continue
+            if args.max_hours is not None and time.time() - t_start > 3600 * args.max_hours:
+                print(f"stopping after {args.max_hours} h; run again to continue", flush=True)
+                break
+            if seed not in benches:
+                benches[seed] = TrainingBenchmark(TASK["data"], space="nb201", seed=seed, data_seed=TASK["data_seed"],
+                                                  epochs=TASK["epochs"], lr=TASK["lr"], batch_size=TASK["batch_size"],
+                                                  C=TASK["C"], N=TASK["N"])
+            r = benches[seed](arch)
+            if not r.ok and r.status != "ok":
+                raise SystemExit(f"training failed for {arch} seed {seed}: {r.error}")
+            rec = {"arch": arch, "seed": seed, "cost": r.cost, **r.metrics}
+            path.write_text(json.dumps(rec))
+            print(f"seed {seed} arch {i + 1}/{len(archs)}: val {r.metrics['val_accuracy']:.1f} test {r.metrics['test_accuracy']:.1f} "
+                  f"({r.cost:.0f} s)", flush=True)
+
+    table = load_table(TASK, cache)
+    archs = [a for a in archs if a in table]
+    seeds = sorted({s for a in archs for s in table[a]})
+    complete = [s for s in seeds if all(s in table[a] for a in archs)]
+    nb201 = nb201_benchmark()
+    from nasagent.spaces.nb201 import NB201Space
+
+    sp = NB201Space()
+    cifar = np.array([nb201.value(sp.key(sp.parse(a)), "accuracy") for a in archs])
+    test = np.array([[table[a][s]["test_accuracy"] for s in complete] for a in archs])
+    val = np.array([[table[a][s]["val_accuracy"] for s in complete] for a in archs])
+    rows = []
+    pair_tau, pair_tau_top, pair_tau_val = [], [], []
+    for s1, s2 in itertools.combinations(range(len(complete)), 2):
+        pair_tau.append(kendalltau(test[:, s1], test[:, s2]).statistic)
+        pair_tau_val.append(kendalltau(val[:, s1], val[:, s2]).statistic)
+        pair_tau_top.append(top_fraction_tau(test[:, s1], test[:, s2]))
+    n = len(archs)
+    if pair_tau:
+        for metric, vals in (("seed_to_seed_kendall_tau", pair_tau), ("seed_to_seed_kendall_tau_top10", pair_tau_top),
+                             ("seed_to_seed_kendall_tau_val", pair_tau_val)):
+            rows.append({"method": "from-scratch", "metric": metric, "value": float(np.mean(vals)), "sd": float(np.std(vals)),
+                         "n_seeds": len(complete), "samples": n, "task": "digits16", "truth": "digits"})
+    truth = test.mean(axis=1)
+    rows += [
+        {"method": "from-scratch", "metric": "test_accuracy_mean", "value": float(truth.mean()), "samples": n, "task": "digits16"},
+        {"method": "from-scratch", "metric": "test_accuracy_min", "value": float(truth.min()), "samples": n, "task": "digits16"},
+        {"method": "from-scratch", "metric": "test_accuracy_median", "value": float(np.median(truth)), "samples": n, "task": "digits16"},
+        {"method": "from-scratch", "metric": "test_accuracy_max", "value": float(truth.max()), "samples": n, "task": "digits16"},
+        {"method": "from-scratch", "metric": "seed_sd_test_accuracy_mean", "value": float(test.std(axis=1, ddof=1).mean()) if test.shape[1] > 1 else 0.0,
+         "samples": n, "task": "digits16"},
+        {"method": "from-scratch", "metric": "kendall_tau_vs_nb201_cifar10", "value": float(kendalltau(truth, cifar).statistic),
+         "samples": n, "task": "digits16", "truth": "nb201"},
+        {"method": "from-scratch", "metric": "spearman_vs_nb201_cifar10", "value": float(spearmanr(truth, cifar).statistic),
+         "samples": n, "task": "digits16", "truth": "nb201"},
+        {"method": "from-scratch", "metric": "train_seconds_per_run_mean",
+         "value": float(np.mean([table[a][s]["cost"] for a in archs for s in complete])), "samples": n, "task": "digits16"},
+    ]
+    entries = {a: {"test_accuracy": [table[a][s]["test_accuracy"] for s in complete],
+                   "val_accuracy": [table[a][s]["val_accuracy"] for s in complete],
+                   "params": table[a][complete[0]]["params"], "flops": table[a][complete[0]]["flops"],
+                   "latency_ms": table[a][complete[0]]["latency_ms"], "nb201_cifar10": float(c)} for a, c in zip(archs, cifar, strict=True)}
+    write_results("nb201_ground_truth", rows, extra={"task": TASK, "sample_seed": SAMPLE_SEED, "seeds": complete,
+                                                     "truth_definition": "mean over seeds of test accuracy (%)", "table": entries},
+                  machine=machine_info(threads=1))
+    _plot(test, cifar, RESULTS_DIR / "nb201_ground_truth.png")
+    print(json.dumps(rows, indent=1))
+
+
+def _plot(test: np.ndarray, cifar: np.ndarray, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(13, 4))
+    if test.shape[1] >= 2:
+        ax[0].scatter(test[:, 0], test[:, 1], s=10)
+        ax[0].set_xlabel("test accuracy, seed 0 (%)")
+        ax[0].set_ylabel("test accuracy, seed 1 (%)")
+        ax[0].set_title(f"seed to seed: tau {kendalltau(test[:, 0], test[:, 1]).statistic:.3f}")
+    ax[1].hist(test.mean(axis=1), bins=20)
+    ax[1].set_xlabel("mean test accuracy (%)")
+    ax[1].set_title("accuracy spread (no saturation)")
+    ax[2].scatter(cifar, test.mean(axis=1), s=10)
+    ax[2].set_xlabel("NB201 CIFAR-10 accuracy (%)")
+    ax[2].set_ylabel("digits16 mean test accuracy (%)")
+    ax[2].set_title(f"proxy vs NB201: tau {kendalltau(cifar, test.mean(axis=1)).statistic:.3f}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

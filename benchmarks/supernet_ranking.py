@@ -1,0 +1,217 @@
+"""How well do one-shot and few-shot supernets rank NB201 architectures? (thesis Ch. 6, Table 6.3 in small)
+
+For each seed: a one-shot supernet (uniform single path, ``--epochs`` epochs) and two few-shot estimators
+that split one NB201 edge (seeded random choice, 5 sub-supernets, weights transferred from the parent):
+
+- ``few-shot-equal``: the same total supernet epochs as one-shot (the root trains 600/1350 of them and each
+  child 150/1350, the authors' 600:150 proportions), a stricter test than the thesis';
+- ``few-shot-thesis``: the thesis protocol, children split from the trained one-shot supernet itself and
+  trained 1/4 of its epochs each (the authors' 150 vs 600), so few-shot spends more (reported).
+
+Every estimator scores the ground-truth architectures of ``nb201_ground_truth.py`` (validation accuracy
+with inherited weights and recalibrated BN). Kendall tau (all cells, and the top 10 % by truth) against
+(a) the from-scratch digits16 truth (``truth: digits``, the goal) and (b) the NB201 CIFAR-10 table
+(``truth: nb201``, reported). Scores are cached per (method, seed) under ``benchmarks/cache/``. Also measured:
+supernet training steps per second and the peak memory of one supernet training step.
+
+    python benchmarks/supernet_ranking.py --seeds 3 --epochs 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+from scipy.stats import kendalltau, spearmanr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from nb201_ground_truth import TASK, config_tag, load_table, sample_archs, top_fraction_tau  # noqa: E402
+
+from nasagent.report.results import CACHE_DIR, RESULTS_DIR, beats, machine_info, mean_se, write_results  # noqa: E402
+
+METHODS = ("one-shot", "few-shot-equal", "few-shot-thesis")
+ROOT_SHARE, CHILD_SHARE = 600 / 1350, 150 / 1350  # the authors' 600 : 5 x 150 epochs, as shares of one budget
+
+
+def equal_budget(epochs: int, children: int = 5) -> tuple[int, int]:
+    """(root epochs, epochs per child) with root + children * child == epochs."""
+    child = max(1, int(CHILD_SHARE * epochs))
+    return epochs - children * child, child
+
+
+def scores_for(method: str, seed: int, archs: list[str], epochs: int, data, cache: Path) -> dict:
+    from nasagent.evaluation.fewshot import FewShot
+
+    path = cache / f"{method}-s{seed}.json"
+    if path.exists():
+        rec = json.loads(path.read_text())
+        if set(archs) <= set(rec["scores"]):
+            return rec
+    sizes = {"C": TASK["C"], "N": TASK["N"]}
+    if method == "few-shot-equal":
+        root, child = equal_budget(epochs)
+        est = FewShot("nb201", data, epochs=root, child_epochs=child, splits=1, seed=seed, device="cpu", **sizes)
+        ck = cache / f"ck-equal-s{seed}"
+    else:  # one-shot is the root of the thesis-protocol few-shot tree: one training serves both
+        est = FewShot("nb201", data, epochs=epochs, child_epochs=max(1, round(epochs / 4)), splits=1, seed=seed, device="cpu", **sizes)
+        ck = cache / f"ck-thesis-s{seed}"
+    est.fit(ck)
+    from nasagent.spaces.nb201 import NB201Space
+
+    sp = NB201Space()
+    t0 = time.perf_counter()
+    if method == "one-shot":
+        scores = {a: est.root.score(sp.parse(a)) for a in archs}
+        seconds, spent = est.root.seconds, est.root.epoch
+    else:
+        scores = {a: est.score(sp.parse(a)) for a in archs}
+        seconds, spent = est.train_seconds, est.epochs_trained
+    rec = {"method": method, "seed": seed, "scores": scores, "train_seconds": seconds, "epochs": spent,
+           "score_seconds": time.perf_counter() - t0, "split": est.describe()}
+    path.write_text(json.dumps(rec))
+    return rec
+
+
+def throughput(data) -> dict:
+    """Supernet training steps per second and the peak memory of one step (systems.meter)."""
+    import torch
+
+    from nasagent.evaluation.supernet import Supernet, supernet_settings
+
+    net = Supernet("nb201", data, settings=supernet_settings(1), device="cpu", C=TASK["C"], N=TASK["N"])
+    t0 = time.perf_counter()
+    net.train(1)
+    steps_per_s = net.steps / (time.perf_counter() - t0)
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(data.x_train[:128])
+    y = torch.from_numpy(data.y_train[:128])
+
+    def step():
+        net.optimizer.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(net.net(x, net.adapter.sample(net.region, rng)), y)
+        loss.backward()
+        net.optimizer.step()
+
+    step()
+    try:
+        from nasagent.systems.meter import measure_peak
+
+        pm = measure_peak(step, device="cpu")
+        peak, source = pm.peak_mb, "systems.meter.measure_peak (" + pm.source + ")"
+    except ImportError:
+        import resource
+
+        peak, source = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process max RSS"
+    return {"steps_per_second": steps_per_s, "peak_memory_mb": peak, "memory_source": source, "batch_size": 128}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--archs", type=int, default=100)
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)
+    from nasagent.benchmarks.nb201 import nb201_benchmark
+    from nasagent.evaluation.datasets import load_dataset
+    from nasagent.spaces.nb201 import NB201Space
+
+    table = load_table(TASK)
+    archs = [a for a in sample_archs(args.archs) if a in table]
+    if len(archs) < 10:
+        raise SystemExit("the ground truth is missing: run benchmarks/nb201_ground_truth.py first")
+    seeds_gt = sorted(set.intersection(*(set(table[a]) for a in archs)))
+    truth_digits = np.array([np.mean([table[a][s]["test_accuracy"] for s in seeds_gt]) for a in archs])
+    sp = NB201Space()
+    nb = nb201_benchmark()
+    truth_nb201 = np.array([nb.value(sp.key(sp.parse(a)), "accuracy") for a in archs])
+    data = load_dataset(TASK["data"], seed=TASK["data_seed"])
+    cache = CACHE_DIR / "supernet_ranking" / f"{config_tag(TASK)}-e{args.epochs}"
+    cache.mkdir(parents=True, exist_ok=True)
+
+    recs = {m: [] for m in METHODS}
+    for seed in range(args.seeds):
+        for m in METHODS:
+            rec = scores_for(m, seed, archs, args.epochs, data, cache)
+            recs[m].append(rec)
+            print(f"seed {seed} {m}: tau {kendalltau(truth_digits, [rec['scores'][a] for a in archs]).statistic:.3f} "
+                  f"({rec['epochs']} epochs, {rec['train_seconds']:.0f} s)", flush=True)
+
+    rows, taus = [], {}
+    for m in METHODS:
+        for truth_name, truth in (("digits", truth_digits), ("nb201", truth_nb201)):
+            per_seed = {"kendall_tau": [], "kendall_tau_top10": [], "spearman": []}
+            for rec in recs[m]:
+                s = np.array([rec["scores"][a] for a in archs])
+                per_seed["kendall_tau"].append(float(kendalltau(truth, s).statistic))
+                per_seed["kendall_tau_top10"].append(top_fraction_tau(truth, s))
+                per_seed["spearman"].append(float(spearmanr(truth, s).statistic))
+            for metric, vals in per_seed.items():
+                mean, se = mean_se(vals)
+                taus[(m, truth_name, metric)] = vals
+                rows.append({"method": m, "metric": metric, "value": mean, "se": se, "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
+                             "n_seeds": len(vals), "truth": truth_name, "task": "nb201/digits16", "samples": len(archs),
+                             "budget": float(np.mean([r["epochs"] for r in recs[m]]))})
+        rows.append({"method": m, "metric": "supernet_epochs", "value": float(np.mean([r["epochs"] for r in recs[m]])), "n_seeds": args.seeds})
+        rows.append({"method": m, "metric": "train_seconds", "value": float(np.mean([r["train_seconds"] for r in recs[m]])), "n_seeds": args.seeds})
+    verdicts = {}
+    for few in ("few-shot-equal", "few-shot-thesis"):
+        for metric in ("kendall_tau", "kendall_tau_top10"):
+            a, b = taus[(few, "digits", metric)], taus[("one-shot", "digits", metric)]
+            diff = np.array(a) - np.array(b)
+            verdict = beats(a, b, lower_is_better=False)
+            verdicts[f"{few} vs one-shot, {metric}, truth digits"] = verdict
+            rows.append({"method": few, "metric": f"{metric}_minus_one_shot", "value": float(diff.mean()),
+                         "se": mean_se(diff)[1], "n_seeds": len(diff), "truth": "digits", "verdict": verdict})
+    ratio = np.mean([r["epochs"] for r in recs["few-shot-thesis"]]) / np.mean([r["epochs"] for r in recs["one-shot"]])
+    sec_ratio = np.mean([r["train_seconds"] for r in recs["few-shot-thesis"]]) / np.mean([r["train_seconds"] for r in recs["one-shot"]])
+    rows.append({"method": "few-shot-thesis", "metric": "budget_ratio_vs_one_shot_epochs", "value": float(ratio)})
+    rows.append({"method": "few-shot-thesis", "metric": "budget_ratio_vs_one_shot_seconds", "value": float(sec_ratio)})
+    tp = throughput(data)
+    rows.append({"method": "one-shot", "metric": "supernet_steps_per_second", "value": tp["steps_per_second"], "task": "nb201/digits16"})
+    rows.append({"method": "one-shot", "metric": "supernet_step_peak_memory_mb", "value": tp["peak_memory_mb"], "task": "nb201/digits16"})
+    gt = [s for s in seeds_gt]
+    write_results("supernet_ranking", rows, machine=machine_info(threads=1), extra={
+        "task": TASK, "epochs": args.epochs, "ground_truth_seeds": gt, "verdicts": verdicts, "throughput": tp,
+        "splits": {m: [r["split"] for r in recs[m]] for m in METHODS},
+        "protocol": "Kendall tau-b (scipy) of supernet validation accuracy vs truth over the ground-truth architectures; "
+                    "top10: among the architectures in the top 10% by truth; verdict: 2-standard-error rule over seeds",
+    })
+    _plot(rows, RESULTS_DIR / "supernet_ranking.png")
+    print(json.dumps(verdicts, indent=1))
+
+
+def _plot(rows, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, truth in zip(axes, ("digits", "nb201"), strict=True):
+        width = 0.25
+        for i, m in enumerate(METHODS):
+            vals = [next(r for r in rows if r["method"] == m and r.get("truth") == truth and r["metric"] == k) for k in ("kendall_tau", "kendall_tau_top10")]
+            ax.bar(np.arange(2) + (i - 1) * width, [v["value"] for v in vals], width, yerr=[2 * v["se"] for v in vals], label=m, capsize=3)
+        ax.set_xticks(range(2), ["all cells", "top 10 %"])
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_title(f"Kendall tau vs {'from-scratch digits16' if truth == 'digits' else 'NB201 CIFAR-10'} (±2 SE)")
+    axes[0].set_ylabel("Kendall tau")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

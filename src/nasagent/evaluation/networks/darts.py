@@ -1,0 +1,148 @@
+"""The DARTS network: a stem, then ``layers`` cells with reduction cells at 1/3 and 2/3 of the depth.
+
+Each cell takes the outputs of the two previous cells, has 4 intermediate nodes and concatenates them. As in
+``nb201.py``, a cell is built on a *region*: for each compound edge (node, input) the ops allowed there. A
+genotype's region holds its 8 chosen edges with one op each; the supernet's holds all 14 edges with every op.
+Parameters are named ``cells.<i>.edges.<node>_<input>.<op>...`` so weights move by name between supernet,
+sub-supernets and stand-alone networks.
+
+``forward(x, arch)`` runs a genotype (single path); ``forward(x, weights={"normal": w, "reduce": w})`` runs the
+DARTS mixture, ``w[k]`` being the weights of edge ``EDGE_LIST[k]`` over ``ALL_OPS``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nasagent.evaluation.networks.ops import FactorizedReduce, ReLUConvBN, Zero, darts_op
+from nasagent.spaces.darts import ALL_OPS, CELL_TYPES, N_NODES, DartsGenotype
+
+#: the 14 compound edges of a DARTS cell, in DARTS' order: node 0 (inputs 0, 1), node 1 (0, 1, 2), ...
+EDGE_LIST = tuple((node, j) for node in range(N_NODES) for j in range(node + 2))
+EDGE_INDEX = {e: k for k, e in enumerate(EDGE_LIST)}
+
+CellRegion = dict  # {(node, input): tuple of op names}
+
+
+def full_cell_region(ops=ALL_OPS) -> CellRegion:
+    return {e: tuple(ops) for e in EDGE_LIST}
+
+
+def genotype_region(arch: DartsGenotype) -> dict[str, CellRegion]:
+    out = {}
+    for kind in CELL_TYPES:
+        region: CellRegion = {}
+        for k, (op, j) in enumerate(arch.cell(kind)):
+            region[(k // 2, j)] = (op,)
+        out[kind] = region
+    return out
+
+
+def genotype_in_region(arch: DartsGenotype, regions: dict[str, CellRegion]) -> bool:
+    for kind in CELL_TYPES:
+        for k, (op, j) in enumerate(arch.cell(kind)):
+            if op not in regions[kind].get((k // 2, j), ()):
+                return False
+    return True
+
+
+class DartsCell(nn.Module):
+    def __init__(self, region: CellRegion, c_pp, c_p, c, reduction, reduction_prev, affine=True, search=False):
+        super().__init__()
+        self.reduction = reduction
+        self.region = {e: tuple(ops) for e, ops in region.items()}
+        self.pre0 = FactorizedReduce(c_pp, c, affine=affine) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0, affine=affine)
+        self.pre1 = ReLUConvBN(c_p, c, 1, 1, 0, affine=affine)
+        self.edges = nn.ModuleDict()
+        for (node, j), ops in sorted(self.region.items()):
+            stride = 2 if reduction and j < 2 else 1
+            d = nn.ModuleDict()
+            for op in ops:
+                m = darts_op(op, c, stride, affine, search)
+                if m is not None:
+                    d[op] = m
+            self.edges[f"{node}_{j}"] = d
+        self._zero = {1: Zero(1), 2: Zero(2)}
+
+    def _edge(self, node, j, op, x):
+        if op == "none":
+            return self._zero[2 if self.reduction and j < 2 else 1](x)
+        return self.edges[f"{node}_{j}"][op](x)
+
+    def forward(self, s0, s1, cell=None, weights=None):
+        states = [self.pre0(s0), self.pre1(s1)]
+        for node in range(N_NODES):
+            total = None
+            if weights is not None:
+                for j in range(node + 2):
+                    ops = self.region.get((node, j), ())
+                    w = weights[EDGE_INDEX[(node, j)]]
+                    for op in ops:
+                        if op == "none":
+                            continue
+                        y = w[ALL_OPS.index(op)] * self.edges[f"{node}_{j}"][op](states[j])
+                        total = y if total is None else total + y
+            else:
+                for op, j in cell[2 * node : 2 * node + 2]:
+                    y = self._edge(node, j, op, states[j])
+                    total = y if total is None else total + y
+            if total is None:
+                total = self._zero[2 if self.reduction else 1](states[1])
+            states.append(total)
+        return torch.cat(states[2:], dim=1)
+
+
+class DartsNetwork(nn.Module):
+    """``C`` initial channels, ``layers`` cells (DARTS evaluates C=36, 20 layers; searches C=16, 8 layers).
+
+    ``search=True`` adds DARTS' BN after pooling ops (supernets); ``regions`` maps "normal"/"reduce" to a region.
+    """
+
+    def __init__(self, regions: dict[str, CellRegion], C: int = 16, layers: int = 8, num_classes: int = 10,
+                 in_channels: int = 3, stem_multiplier: int = 3, affine: bool = True, search: bool = False):
+        super().__init__()
+        if layers < 1:
+            raise ValueError(f"a DARTS network needs at least one cell, got layers={layers}")
+        self.regions = {k: {e: tuple(o) for e, o in regions[k].items()} for k in CELL_TYPES}
+        self.config = {"C": C, "layers": layers, "num_classes": num_classes, "in_channels": in_channels,
+                       "stem_multiplier": stem_multiplier, "affine": affine, "search": search}
+        c_curr = stem_multiplier * C
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
+        c_pp, c_p, c_curr = c_curr, c_curr, C
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        self.reduction_at = sorted({layers // 3, 2 * layers // 3}) if layers >= 2 else []
+        for i in range(layers):
+            reduction = i in self.reduction_at
+            if reduction:
+                c_curr *= 2
+            kind = "reduce" if reduction else "normal"
+            self.cells.append(DartsCell(self.regions[kind], c_pp, c_p, c_curr, reduction, reduction_prev, affine, search))
+            reduction_prev = reduction
+            c_pp, c_p = c_p, N_NODES * c_curr
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_p, num_classes)
+
+    def forward(self, x, arch: DartsGenotype | None = None, weights: dict | None = None):
+        if weights is None and arch is None:
+            raise ValueError("pass the genotype (or mixture weights) to forward")
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            kind = "reduce" if cell.reduction else "normal"
+            if weights is not None:
+                s0, s1 = s1, cell(s0, s1, weights=weights[kind])
+            else:
+                s0, s1 = s1, cell(s0, s1, cell=arch.cell(kind))
+        return self.classifier(self.pool(s1).flatten(1))
+
+
+class DartsGenotypeNetwork(DartsNetwork):
+    """A stand-alone network of one genotype (its forward needs no architecture argument)."""
+
+    def __init__(self, arch: DartsGenotype, **kw):
+        super().__init__(genotype_region(arch), **kw)
+        self.arch = arch
+
+    def forward(self, x, arch=None, weights=None):
+        return super().forward(x, arch or self.arch, weights)

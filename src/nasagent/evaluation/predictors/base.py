@@ -1,0 +1,66 @@
+"""The predictor contract: scikit-learn-like surrogates that learn a metric from architectures.
+
+``fit(archs, y)`` and ``predict(archs)`` take architecture objects of the predictor's space (the space
+turns them into features: ``space.encode`` by default, a graph encoding for GCNs). ``predict_std`` is
+optional (ensembles, GPs). Constructors only store parameters; ``fit`` validates its input and raises
+``NasagentError`` with a clear message (too few samples, archs from another space, NaN targets).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+from nasagent.core import NasagentError
+
+
+class NotFittedError(NasagentError):
+    pass
+
+
+class Predictor(ABC):
+    """Subclasses implement ``_fit(X, y)`` / ``_predict(X)`` on features, or override ``featurize``."""
+
+    def __init__(self, space, seed: int = 0):
+        self.space = space
+        self.seed = seed
+        self.fitted_ = False
+
+    def featurize(self, archs: Sequence) -> np.ndarray:
+        try:
+            return np.stack([np.asarray(self.space.encode(a), dtype=np.float64) for a in archs])
+        except (KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
+            raise NasagentError(
+                f"{type(self).__name__} cannot encode these architectures with space {self.space.name!r} "
+                f"(are they from another space?): {type(e).__name__}: {e}"
+            ) from None
+
+    def fit(self, archs: Sequence, y) -> Predictor:
+        y = np.asarray(y, dtype=np.float64).ravel()
+        if len(archs) != len(y):
+            raise NasagentError(f"fit got {len(archs)} architectures but {len(y)} targets")
+        if len(y) < 2:
+            raise NasagentError(f"{type(self).__name__} needs at least 2 samples to fit, got {len(y)}")
+        if not np.isfinite(y).all():
+            raise NasagentError("fit targets contain NaN or infinite values; drop failed trials first")
+        self._fit(self.featurize(archs), y)
+        self.fitted_ = True
+        return self
+
+    def predict(self, archs: Sequence) -> np.ndarray:
+        if not self.fitted_:
+            raise NotFittedError(f"{type(self).__name__} must be fitted before predict (call fit(archs, y))")
+        if len(archs) == 0:
+            return np.zeros(0)
+        return np.asarray(self._predict(self.featurize(archs)), dtype=np.float64).ravel()
+
+    def predict_std(self, archs: Sequence) -> np.ndarray:
+        raise NasagentError(f"{type(self).__name__} gives no uncertainty; use an ensemble or a GP predictor")
+
+    @abstractmethod
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def _predict(self, X: np.ndarray) -> np.ndarray: ...

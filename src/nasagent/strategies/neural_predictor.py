@@ -1,0 +1,217 @@
+"""Neural Predictor search (Wen et al., ECCV 2020) and its iterative, BANANAS-like variant, on ask/tell.
+
+``mode="oneshot"`` is the paper's workflow: (1) evaluate ``n_train`` (N) random architectures and fit a
+predictor on them; (2) score a large candidate pool (the whole space when it has at most ``pool_size``
+architectures, else ``pool_size`` random ones); (3) propose the pool in order of prediction, best first.
+``top_k`` (K) stops the search after N + K evaluations (the budget may stop it earlier); without it the
+ranking is followed until the budget ends, refitting on everything seen once ``queue`` proposals are spent.
+The paper deploys the best evaluated architecture, which is what the runner reports.
+
+``mode="iterative"`` refits after every ``batch`` proposals on everything evaluated so far and proposes the
+``batch`` best candidates by an acquisition on the predictor's mean and spread (``its``: independent
+Thompson samples, BANANAS' default; ``ucb``; ``ei``; ``mean``). Spread needs a predictor with
+``predict_std`` (``gcn-ensemble``, ``mlp-ensemble``, ``rf``, ``gp``). Candidates are the unvisited space when it
+is small enough, else ``pool_size`` random samples plus the one-edit neighbours of the ``mutate_top`` best.
+
+Architectures already proposed are never proposed again (ambiguity A7: the pool excludes them). The
+predictor is rebuilt from the stored evaluations when needed, so snapshots stay small and a resumed search
+continues exactly (training is seeded).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nasagent.core import NasagentError, Result, SpaceExhausted, Trial
+from nasagent.strategies.base import Proposal, Strategy
+
+MODES = ("oneshot", "iterative")
+ACQUISITIONS = ("its", "ucb", "ei", "mean")
+
+#: defaults per mode (measured on the embedded NB201 table: benchmarks/neural_predictor_nb201.py)
+DEFAULTS = {
+    "oneshot": {"predictor": "gcn", "n_train": 172, "batch": None, "acquisition": "mean"},
+    "iterative": {"predictor": "gcn-ensemble", "n_train": 10, "batch": 5, "acquisition": "its"},
+}
+#: a fast GCN recipe for search (the reference recipe, width 144 and 300 epochs at lr 1e-4, costs ~5x more)
+FAST_GCN = {"hidden": 64, "epochs": 100, "lr": 2e-3, "batch_size": 32, "weight_decay": 1e-4}
+
+
+class NeuralPredictorSearch(Strategy):
+    _transient = ("space", "_pool", "_model")
+
+    def __init__(
+        self,
+        space,
+        seed: int = 0,
+        mode: str = "oneshot",
+        predictor: str | None = None,
+        predictor_options: dict | None = None,
+        n_train: int | None = None,
+        top_k: int | None = None,
+        pool_size: int = 100_000,
+        batch: int | None = None,
+        acquisition: str | None = None,
+        kappa: float = 2.0,
+        mutate_top: int = 10,
+        queue: int = 1000,
+        max_tries: int = 10_000,
+    ):
+        super().__init__(space, seed)
+        if mode not in MODES:
+            raise NasagentError(f"neural-predictor mode must be one of {', '.join(MODES)}, got {mode!r}")
+        d = DEFAULTS[mode]
+        self.mode = mode
+        self.predictor = predictor or d["predictor"]
+        opts = dict(FAST_GCN) if self.predictor in ("gcn", "gcn-ensemble") and predictor_options is None else {}
+        self.predictor_options = {**opts, **(predictor_options or {})}
+        self.n_train = int(n_train if n_train is not None else d["n_train"])
+        self.top_k = top_k
+        self.pool_size = int(pool_size)
+        self.batch = int(batch if batch is not None else (d["batch"] or queue))
+        self.acquisition = acquisition or d["acquisition"]
+        self.kappa, self.mutate_top, self.queue_size, self.max_tries = kappa, mutate_top, queue, max_tries
+        if self.n_train < 2:
+            raise NasagentError(f"neural-predictor n_train must be >= 2 (the predictor needs data), got {self.n_train}")
+        if top_k is not None and top_k < 1:
+            raise NasagentError(f"neural-predictor top_k must be >= 1, got {top_k}")
+        if self.pool_size < 1 or self.batch < 1:
+            raise NasagentError("neural-predictor pool_size and batch must be >= 1")
+        if self.acquisition not in ACQUISITIONS:
+            raise NasagentError(f"neural-predictor acquisition must be one of {', '.join(ACQUISITIONS)}, got {self.acquisition!r}")
+        self._model = self._new_predictor(0)  # validates the predictor name and options now
+        if self.acquisition in ("its", "ucb", "ei") and not _has_std(self._model):
+            raise NasagentError(
+                f"acquisition {self.acquisition!r} needs a predictor with uncertainty (gcn-ensemble, mlp-ensemble, rf, gp); "
+                f"{self.predictor!r} has none: choose one of those or acquisition=mean"
+            )
+        self.archs: list = []  # evaluated architectures with a score, in tell order
+        self.scores: list[float] = []
+        self.proposed: set[str] = set()
+        self.n_random = 0  # random proposals handed out in phase 1
+        self.n_ranked = 0  # proposals taken from a ranking
+        self.ranking: list = []  # (arch, predicted) still to propose from the current ranking
+        self.n_fits = 0
+        self.last_fit_size = 0
+        self._pool = None
+
+    # -- building blocks -------------------------------------------------------------------------------
+    def _new_predictor(self, k: int):
+        from nasagent.evaluation.predictors.factory import make_predictor
+
+        return make_predictor(self.predictor, self.space, seed=self.seed * 1000 + k, **self.predictor_options)
+
+    def _fresh(self, arch) -> bool:
+        return self.space.key(arch) not in self.proposed
+
+    def _take(self, arch, phase: str, predicted: float | None = None) -> Proposal:
+        self.proposed.add(self.space.key(arch))
+        info = {"phase": phase}
+        if predicted is not None and math.isfinite(predicted):
+            info["predicted"] = round(float(predicted), 6)
+        return Proposal(arch, info=info)
+
+    def _random_arch(self):
+        pool = self._enumerated()
+        if pool is not None:
+            rng = np.random.default_rng([self.seed, 3, self.n_random])
+            for i in rng.permutation(len(pool)):
+                if self._fresh(pool[i]):
+                    return pool[i]
+            raise SpaceExhausted("neural-predictor has proposed every architecture of the space")
+        for _ in range(self.max_tries):
+            arch = self.space.sample(self.rng)
+            if self._fresh(arch):
+                return arch
+        raise SpaceExhausted(f"neural-predictor found no unvisited architecture in {self.max_tries} samples")
+
+    def _enumerated(self):
+        """The whole space as a list when it has at most ``pool_size`` architectures, else None."""
+        if self._pool is None:
+            size = self.space.size()
+            self._pool = list(self.space.enumerate()) if size is not None and size <= self.pool_size else False
+        return self._pool or None
+
+    def _candidates(self) -> list:
+        pool = self._enumerated()
+        if pool is not None:
+            return [a for a in pool if self._fresh(a)]
+        rng = np.random.default_rng([self.seed, 4, self.n_fits])
+        seen: dict[str, object] = {}
+        if self.mode == "iterative" and self.mutate_top > 0 and self.archs:
+            for i in np.argsort(-np.asarray(self.scores), kind="stable")[: self.mutate_top]:
+                try:
+                    nbrs = self.space.neighbors(self.archs[i])
+                except NasagentError:
+                    nbrs = [self.space.mutate(self.archs[i], rng) for _ in range(20)]
+                for a in nbrs:
+                    seen.setdefault(self.space.key(a), a)
+        for _ in range(self.pool_size * 3):
+            if len(seen) >= self.pool_size + self.mutate_top * 50:
+                break
+            a = self.space.sample(rng)
+            seen.setdefault(self.space.key(a), a)
+        return [a for k, a in seen.items() if k not in self.proposed]
+
+    def _rank(self) -> None:
+        """Fit on everything evaluated, score the candidates, keep the best ``batch`` (``queue``) in order."""
+        model = self._new_predictor(self.n_fits)
+        model.fit(self.archs, np.asarray(self.scores))
+        self.n_fits += 1
+        self.last_fit_size = len(self.scores)
+        cands = self._candidates()
+        if not cands:
+            raise SpaceExhausted("neural-predictor has no unvisited candidate left to rank")
+        mean = model.predict(cands)
+        value = self._acquire(model, cands, mean)
+        order = np.argsort(-value, kind="stable")  # ties keep pool order: deterministic, and indices not values
+        take = self.batch if self.mode == "iterative" else self.queue_size
+        if self.top_k is not None and self.mode == "oneshot":
+            take = min(take, self.top_k - self.n_ranked)
+        self.ranking = [(cands[i], float(mean[i])) for i in order[:take]]
+        self._model = model
+
+    def _acquire(self, model, cands, mean: np.ndarray) -> np.ndarray:
+        if self.acquisition == "mean":
+            return mean
+        std = np.maximum(model.predict_std(cands), 1e-12)
+        if self.acquisition == "ucb":
+            return mean + self.kappa * std
+        if self.acquisition == "its":
+            rng = np.random.default_rng([self.seed, 6, self.n_fits])
+            return rng.normal(mean, std)
+        from scipy.stats import norm
+
+        best = max(self.scores)
+        z = (mean - best) / std
+        return (mean - best) * norm.cdf(z) + std * norm.pdf(z)
+
+    # -- ask / tell --------------------------------------------------------------------------------------
+    def _propose(self) -> Proposal:
+        if self.n_random < self.n_train or len(self.scores) < 2:
+            self.n_random += 1
+            return self._take(self._random_arch(), "random")
+        if self.top_k is not None and self.mode == "oneshot" and self.n_ranked >= self.top_k:
+            raise SpaceExhausted(f"the one-shot workflow has proposed its N + K = {self.n_train} + {self.top_k} architectures")
+        while self.ranking and not self._fresh(self.ranking[0][0]):
+            self.ranking.pop(0)
+        if not self.ranking:
+            self._rank()
+        arch, predicted = self.ranking.pop(0)
+        self.n_ranked += 1
+        return self._take(arch, "ranked", predicted)
+
+    def _observe(self, trial: Trial, result: Result) -> None:
+        if result.ok:
+            self.archs.append(trial.arch)
+            self.scores.append(float(result.score))
+
+
+def _has_std(model) -> bool:
+    from nasagent.evaluation.predictors.base import Predictor
+
+    if type(model).predict_std is Predictor.predict_std:
+        return False
+    return getattr(model, "n_models", 2) >= 2
