@@ -26,7 +26,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nb201_ground_truth import TASK, config_tag, load_table, sample_archs  # noqa: E402
+from nb201_ground_truth import TASK, load_table, sample_archs  # noqa: E402
+from supernet_ranking import supernet_tag  # noqa: E402
 
 from nasagent.report.results import CACHE_DIR, RESULTS_DIR, machine_info, mean_se, write_results  # noqa: E402
 
@@ -38,6 +39,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=40, help="supernet epochs (children get a quarter each)")
     ap.add_argument("--strategy", default="evolution")
     ap.add_argument("--retrain-seeds", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=48, help="supernet batch, as in supernet_ranking.py "
+                    "(other than 48: writes fewshot_search_bs<B>.json)")
     args = ap.parse_args()
 
     import torch
@@ -55,9 +58,9 @@ def main() -> None:
     boot = np.random.default_rng(0).choice(random_acc, size=(2000, len(random_acc)))
     median, median_se = float(np.median(random_acc)), float(np.median(boot, axis=1).std())
 
-    cache = CACHE_DIR / "fewshot_search" / f"{config_tag(TASK)}-e{args.epochs}-b{args.budget}-{args.strategy}"
+    cache = CACHE_DIR / "fewshot_search" / f"{supernet_tag(args.epochs, args.batch_size)}-b{args.budget}-{args.strategy}"
     cache.mkdir(parents=True, exist_ok=True)
-    supernets = CACHE_DIR / "supernet_ranking" / f"{config_tag(TASK)}-e{args.epochs}"
+    supernets = CACHE_DIR / "supernet_ranking" / supernet_tag(args.epochs, args.batch_size)
     runs = []
     for seed in range(args.seeds):
         path = cache / f"s{seed}.json"
@@ -65,7 +68,7 @@ def main() -> None:
             runs.append(json.loads(path.read_text()))
             continue
         t0 = time.time()
-        opts = {"epochs": args.epochs, "child_epochs": max(1, round(args.epochs / 4)), "splits": 1, "seed": seed,
+        opts = {"epochs": args.epochs, "child_epochs": max(1, round(args.epochs / 4)), "splits": 1, "seed": seed, "batch_size": args.batch_size,
                 "C": TASK["C"], "N": TASK["N"], "device": "cpu", "checkpoint_dir": str(supernets / f"ck-thesis-s{seed}")}
         res = nasagent.search(f"fewshot:{TASK['data']}", args.strategy, budget=args.budget, seed=seed, space="nb201",
                               benchmark_options=opts, plot=False)
@@ -103,10 +106,11 @@ def main() -> None:
     rows.append({"method": "random", "metric": "best_of_sample_test_accuracy", "value": float(random_acc.max()), "samples": len(random_acc)})
     rows.append({"method": f"{args.strategy}-fewshot", "metric": "retrained_test_accuracy_all_seeds", "value": float(np.mean(pooled)),
                  "se": mean_se(pooled)[1], "n_seeds": len(runs)})
-    write_results("fewshot_search", rows, machine=machine_info(threads=1),
-                  extra={"task": TASK, "budget": args.budget, "strategy": args.strategy, "verdicts": verdicts,
+    name = "fewshot_search" if args.batch_size == 48 else f"fewshot_search_bs{args.batch_size}"
+    write_results(name, rows, machine=machine_info(threads=1),
+                  extra={"task": TASK, "budget": args.budget, "supernet_epochs": args.epochs, "supernet_batch_size": args.batch_size, "strategy": args.strategy, "verdicts": verdicts,
                          "runs": runs, "rule": "win if retrained mean - median random > 2 * sqrt(se_best^2 + se_median^2)"})
-    _plot(runs, random_acc, RESULTS_DIR / "fewshot_search.png")
+    _plot(runs, random_acc, RESULTS_DIR / f"{name}.png")
     print(json.dumps(rows, indent=1))
 
 

@@ -40,13 +40,18 @@ METHODS = ("one-shot", "few-shot-equal", "few-shot-thesis")
 ROOT_SHARE, CHILD_SHARE = 600 / 1350, 150 / 1350  # the authors' 600 : 5 x 150 epochs, as shares of one budget
 
 
+def supernet_tag(epochs: int, batch_size: int = 128) -> str:
+    """Cache folder of the supernets (fewshot_search.py reuses the thesis-protocol ones)."""
+    return f"{config_tag(TASK)}-e{epochs}" + (f"-bs{batch_size}" if batch_size != 128 else "")
+
+
 def equal_budget(epochs: int, children: int = 5) -> tuple[int, int]:
     """(root epochs, epochs per child) with root + children * child == epochs."""
     child = max(1, int(CHILD_SHARE * epochs))
     return epochs - children * child, child
 
 
-def scores_for(method: str, seed: int, archs: list[str], epochs: int, data, cache: Path) -> dict:
+def scores_for(method: str, seed: int, archs: list[str], epochs: int, data, cache: Path, batch_size: int = 128) -> dict:
     from nasagent.evaluation.fewshot import FewShot
 
     path = cache / f"{method}-s{seed}.json"
@@ -54,7 +59,7 @@ def scores_for(method: str, seed: int, archs: list[str], epochs: int, data, cach
         rec = json.loads(path.read_text())
         if set(archs) <= set(rec["scores"]):
             return rec
-    sizes = {"C": TASK["C"], "N": TASK["N"]}
+    sizes = {"C": TASK["C"], "N": TASK["N"], "batch_size": batch_size}
     if method == "few-shot-equal":
         root, child = equal_budget(epochs)
         est = FewShot("nb201", data, epochs=root, child_epochs=child, splits=1, seed=seed, device="cpu", **sizes)
@@ -117,6 +122,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--archs", type=int, default=100)
+    ap.add_argument("--batch-size", type=int, default=48, help="supernet batch (48: the authors' NB201 config); "
+                    "other sizes write supernet_ranking_bs<B>.json")
     args = ap.parse_args()
 
     import torch
@@ -136,13 +143,13 @@ def main() -> None:
     nb = nb201_benchmark()
     truth_nb201 = np.array([nb.value(sp.key(sp.parse(a)), "accuracy") for a in archs])
     data = load_dataset(TASK["data"], seed=TASK["data_seed"])
-    cache = CACHE_DIR / "supernet_ranking" / f"{config_tag(TASK)}-e{args.epochs}"
+    cache = CACHE_DIR / "supernet_ranking" / supernet_tag(args.epochs, args.batch_size)
     cache.mkdir(parents=True, exist_ok=True)
 
     recs = {m: [] for m in METHODS}
     for seed in range(args.seeds):
         for m in METHODS:
-            rec = scores_for(m, seed, archs, args.epochs, data, cache)
+            rec = scores_for(m, seed, archs, args.epochs, data, cache, args.batch_size)
             recs[m].append(rec)
             print(f"seed {seed} {m}: tau {kendalltau(truth_digits, [rec['scores'][a] for a in archs]).statistic:.3f} "
                   f"({rec['epochs']} epochs, {rec['train_seconds']:.0f} s)", flush=True)
@@ -181,13 +188,14 @@ def main() -> None:
     rows.append({"method": "one-shot", "metric": "supernet_steps_per_second", "value": tp["steps_per_second"], "task": "nb201/digits16"})
     rows.append({"method": "one-shot", "metric": "supernet_step_peak_memory_mb", "value": tp["peak_memory_mb"], "task": "nb201/digits16"})
     gt = [s for s in seeds_gt]
-    write_results("supernet_ranking", rows, machine=machine_info(threads=1), extra={
-        "task": TASK, "epochs": args.epochs, "ground_truth_seeds": gt, "verdicts": verdicts, "throughput": tp,
+    name = "supernet_ranking" if args.batch_size == 48 else f"supernet_ranking_bs{args.batch_size}"
+    write_results(name, rows, machine=machine_info(threads=1), extra={
+        "task": TASK, "epochs": args.epochs, "supernet_batch_size": args.batch_size, "ground_truth_seeds": gt, "verdicts": verdicts, "throughput": tp,
         "splits": {m: [r["split"] for r in recs[m]] for m in METHODS},
         "protocol": "Kendall tau-b (scipy) of supernet validation accuracy vs truth over the ground-truth architectures; "
                     "top10: among the architectures in the top 10% by truth; verdict: 2-standard-error rule over seeds",
     })
-    _plot(rows, RESULTS_DIR / "supernet_ranking.png")
+    _plot(rows, RESULTS_DIR / f"{name}.png")
     print(json.dumps(verdicts, indent=1))
 
 

@@ -185,3 +185,24 @@ def test_cost_budget(nb201):
     strat = make_strategy("random", S, seed=0)
     res = Runner(S, nb201, strat, Objective("accuracy"), Budget(cost=25)).run()
     assert res.cost == 25 and res.samples == 25  # table without times: 1 per sample
+
+
+def test_journal_orders_events_and_group_commits_only_free_answers(tmp_path):
+    path = tmp_path / "j.db"
+    j = Journal(path)
+    reader = Journal(path, create=False)  # a second connection sees only what is durable
+    ok = Result({"accuracy": 0.5}, cost=1.0, score=0.5)
+    j.record_ask(0, "k0", "a0", None, {}, started=True)
+    j.record_answered(1, "k0", "a0", None, {}, "cached", Result({"accuracy": 0.5}, 0.0, score=0.5), False, None, source=0)
+    assert [r.number for r in reader.trials()] == [0]  # the free answer waits for the next durable write
+    j.record_tell(0, "ok", ok, True, 1)
+    assert [(r.number, r.status) for r in reader.trials()] == [(0, "ok"), (1, "cached")]
+    assert [(kind, n) for _, kind, n in reader.events_after(0)] == [("ask", 0), ("ask", 1), ("tell", 1), ("tell", 0)]
+    assert reader.trial(0).attempts == 1 and reader.trial(1).source == 0
+    j.record_snapshot({"strategy": {}})
+    assert reader.latest_snapshot()[0] == 4  # the snapshot sits after the four events
+    j.close()
+    reader.close()
+    again = Journal(path, create=False)
+    again.record_ask(2, "k2", "a2", None, {})
+    assert again.events_after(4) == [(5, "ask", 2)]  # numbering continues across sessions

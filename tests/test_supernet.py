@@ -139,6 +139,16 @@ def test_supernet_benchmarks_in_a_search():
         nasagent.search("fewshot:digits", "random", budget=1, benchmark_options={"split": 2})
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["lanas", "alphax"])
+def test_fewshot_evaluator_serves_lanas_and_alphax(strategy):
+    import nasagent
+
+    res = nasagent.search("fewshot:digits", strategy, budget=4, space="nb201", seed=0, plot=False,
+                          benchmark_options={"epochs": 1, "child_epochs": 1, "C": 2, "N": 1, "device": "cpu"})
+    assert res.samples == 4 and res.best is not None
+
+
 # -- DARTS as a OneShotSearch ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("order", [1, 2])
 def test_darts_search_resumes_exactly(small, tmp_path, order):

@@ -123,6 +123,34 @@ def test_build_nb201_and_darts_networks():
         nasagent.build("not an architecture", 10, (1, 8, 8))
 
 
+def test_build_nasnet_networks_and_inherit_between_neighbours():
+    import nasagent
+    from nasagent.evaluation.networks.metrics import count_flops, count_params
+    from nasagent.evaluation.train import edit_distance, inherit_weights
+    from nasagent.spaces.nasnet import NASNetSpace
+
+    sp = NASNetSpace()
+    rng = np.random.default_rng(3)
+    arch = sp.sample(rng)
+    net = nasagent.build(sp.format(arch), num_classes=5, input_shape=(1, 8, 8), C=4, N=1)  # the string is recognised
+    assert net(torch.zeros(2, 1, 8, 8)).shape == (2, 5)
+    assert count_params(net) > 0 and count_flops(net, (1, 8, 8)) > 0
+    # a reduction cell halves the resolution: identity on a cell input needs a strided layer there
+    ident = sp.parse("normal: identity@0/identity@1 | reduce: identity@0/identity@1")
+    assert any(".0_identity." in k for k in nasagent.build(ident, 10, (1, 8, 8), C=4, N=1).state_dict())
+    child = sp.neighbors(arch)[0]
+    d = edit_distance(sp, arch, child)
+    assert d >= 1
+    torch.manual_seed(1)
+    kid = nasagent.build(child, 5, (1, 8, 8), C=4, N=1)
+    frac = inherit_weights(kid, net.state_dict())
+    assert 0.0 < frac <= 1.0
+    shared = [k for k in kid.state_dict() if k in net.state_dict() and kid.state_dict()[k].shape == net.state_dict()[k].shape]
+    assert shared and all(torch.equal(kid.state_dict()[k], net.state_dict()[k]) for k in shared)
+    with pytest.raises(NasagentError, match="layers"):
+        nasagent.build(arch, 10, (1, 8, 8), C=4, layers=3)
+
+
 def test_weight_inheritance_copies_exactly_the_shared_layers():
     from nasagent.evaluation.networks import build
     from nasagent.evaluation.train import edit_distance, inherit_weights

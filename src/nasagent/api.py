@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from nasagent.core import Budget, NasagentError, Objective
-from nasagent.registry import benchmark_factory, benchmark_family, make_benchmark, make_space, make_strategy
+from nasagent.registry import benchmark_factory, benchmark_family, make_benchmark, make_space, make_strategy, strategy_class
 from nasagent.runtime.journal import Journal
 from nasagent.runtime.runner import Progress, Runner, RunResult
 
@@ -240,6 +240,9 @@ def search(
     family = benchmark_family(config.benchmark)
     if family is not None and family.run_dir_option:  # e.g. training checkpoints live in the run directory
         config.benchmark_options.setdefault(family.run_dir_option, str(run_dir / "checkpoints"))
+    strategy_dir_option = getattr(strategy_class(config.strategy), "run_dir_option", None)
+    if strategy_dir_option:  # e.g. a one-shot strategy's search checkpoints (PARSEC)
+        config.strategy_options.setdefault(strategy_dir_option, str(run_dir / "search"))
     journal = Journal(jpath)
     journal.set_meta("config", dataclasses.asdict(config))
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))

@@ -160,6 +160,7 @@ def search(
     budget_seconds: Annotated[float | None, typer.Option(help="stop after this much wall time (s)")] = None,
     seed: Annotated[int, typer.Option(help="seed of everything random in the run")] = 0,
     space: Annotated[str | None, typer.Option(help="space (tables fix their own; checked for consistency)")] = None,
+    data: Annotated[str | None, typer.Option(help="dataset (digits, digits16, FILE.npz, FOLDER): trains candidates (train:DATA) and feeds one-shot strategies")] = None,
     metric: Annotated[str | None, typer.Option(help="metric to optimise (default: the benchmark's)")] = None,
     mode: Annotated[str | None, typer.Option(help="max or min (default: the metric's own direction)")] = None,
     objective: Annotated[list[str] | None, typer.Option("--objective", help="NAME:max|min (repeatable; two or more: multi-objective search)")] = None,
@@ -176,6 +177,7 @@ def search(
     max_retries: Annotated[int | None, typer.Option(help="ray: re-runs of a trial whose worker died (default 2)")] = None,
     opt: Annotated[list[str] | None, typer.Option("--opt", help="strategy option key=value (repeatable)")] = None,
     bopt: Annotated[list[str] | None, typer.Option("--bopt", help="benchmark option key=value, e.g. epochs=5 (repeatable)")] = None,
+    max_memory: Annotated[float | None, typer.Option(help="train:DATA: MiB a training step may need (estimated, systems.memory); larger networks fail untrained")] = None,
     table: Annotated[Path | None, typer.Option(help="table file for nb201-csv / nb101-tfrecord")] = None,
     arch_column: Annotated[str | None, typer.Option(help="nb201-csv: column of architecture strings")] = None,
     cost_column: Annotated[str | None, typer.Option(help="nb201-csv: column of training costs")] = None,
@@ -187,6 +189,7 @@ def search(
     """Search for the best architecture; prints it and writes best.json, the journal and curve.png."""
 
     def body():
+        nonlocal benchmark  # --data may turn the default benchmark into train:DATA
         import nasagent.api as api
 
         ray_opts = {"address": address, "cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial,
@@ -208,22 +211,25 @@ def search(
             console.print(f"run directory: {resume}")
             return
         _ray_only(ray_opts, executor)
+        bench_spec, sopts = _with_data(benchmark, strategy, data, parse_options(opt))
         bopts = {"table": str(table) if table else None, "arch_column": arch_column, "cost_column": cost_column}
         bopts.update(parse_options(bopt))
+        if max_memory is not None:
+            bopts["max_memory_mb"] = max_memory
         bud = {"evaluations": budget, "cost": budget_cost, "seconds": budget_seconds}
         if all(v is None for v in bud.values()):
             bud["evaluations"] = 200
         api.make_config(  # validate names, options and budget before drawing a progress bar
-            benchmark, strategy, {k: v for k, v in bud.items() if v is not None}, seed, space=space, metric=metric,
-            mode=mode, workers=workers, executor=executor, strategy_options=parse_options(opt), benchmark_options=bopts,
+            bench_spec, strategy, {k: v for k, v in bud.items() if v is not None}, seed, space=space, metric=metric,
+            mode=mode, workers=workers, executor=executor, strategy_options=sopts, benchmark_options=bopts,
             executor_options=ray_opts,
             objectives=objective, constraints=constraint, scalarization=scalarization,
         )
-        run_dir = out or Path("runs") / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', benchmark)}-{strategy}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = out or Path("runs") / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', bench_spec)}-{strategy}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
         prog, update = _progress_display(bud["evaluations"])
         with prog if not quiet else _null():
             result = api.search(
-                benchmark,
+                bench_spec,
                 strategy,
                 budget={k: v for k, v in bud.items() if v is not None},
                 seed=seed,
@@ -233,7 +239,7 @@ def search(
                 out=run_dir,
                 workers=workers,
                 executor=executor,
-                strategy_options=parse_options(opt),
+                strategy_options=sopts,
                 benchmark_options=bopts,
                 executor_options=ray_opts,
                 count_repeats=count_repeats,
@@ -248,6 +254,22 @@ def search(
         console.print(f"run directory: {run_dir} (best.json, journal.db, curve.png)")
 
     _guard(body)
+
+
+def _with_data(benchmark: str, strategy: str, data: str | None, sopts: dict) -> tuple[str, dict]:
+    """--data: candidates train from scratch on it (unless --benchmark names another evaluator than the default)
+    and a strategy that trains its own weights (``data`` option, e.g. PARSEC) searches on it."""
+    if data is None:
+        return benchmark, sopts
+    import inspect
+
+    from nasagent.registry import strategy_class
+
+    if benchmark == "nb201":
+        benchmark = f"train:{data}"
+    if "data" in inspect.signature(strategy_class(strategy).__init__).parameters:
+        sopts = {"data": data, **sopts}
+    return benchmark, sopts
 
 
 def _ray_only(ray_opts: dict, executor: str) -> None:
@@ -383,6 +405,16 @@ def export_cmd(
         console.print(f"exported the best architecture with {weights}: {paths['model']}, {paths['arch']}, {paths['info']}")
 
     _guard(body)
+
+
+def _mount_tunas() -> None:
+    """``nasagent tunas search|sample-random|profile-latency|analyze`` (evaluation/tunas_cli.py)."""
+    from nasagent.evaluation.tunas_cli import tunas_app
+
+    app.add_typer(tunas_app, name="tunas")
+
+
+_mount_tunas()
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -40,6 +40,14 @@ SPACES: dict[str, SpaceEntry] = {
     "nbgraph-proteins": SpaceEntry(
         "nasagent.spaces.gnn:NBGraphSpace", (("proteins", True),), "NAS-Bench-Graph with the 5 ops of 'proteins' (2,021)"
     ),
+    "nasnet": SpaceEntry("nasagent.spaces.nasnet:NASNetSpace", (), "AlphaX NASNet-style cells: normal + reduction, <=5 blocks, 12 ops"),
+    "convnet": SpaceEntry("nasagent.spaces.convnet:ConvNetSpace", (), "AlphaX simplified CNN domain (App. 8): <=3 conv layers (585)"),
+    **{  # TuNAS' MobileNet-like spaces (full ImageNet size, and tiny CPU variants: width x0.25, 2 layers/block, 3 blocks)
+        f"{fam}{tag}": SpaceEntry("nasagent.spaces.mobilenet:MobileNetSpace", (("family", fam), ("name", f"{fam}{tag}"), *opts),
+                                  f"TuNAS {fam} space{note}")
+        for fam in ("proxylessnas", "proxylessnas-enlarged", "mobilenet-v3-like")
+        for tag, opts, note in (("", (), ""), ("-tiny", (("width", 0.25), ("depth", 2), ("blocks", 3)), ", tiny CPU variant"))
+    },
 }
 
 
@@ -134,10 +142,11 @@ BENCHMARKS: list[BenchmarkFamily] = [
     BenchmarkFamily("nb201-csv", "your NB201 table: --table FILE.csv [--arch-column COL] [--metric COL]", lambda s: s == "nb201-csv", "nasagent.registry:_build_csv"),
     BenchmarkFamily("nbgraph/<dataset>", "NAS-Bench-Graph: arxiv citeseer computers cora cs photo physics proteins pubmed", lambda s: s.startswith("nbgraph/"), "nasagent.registry:_build_nbgraph"),
     BenchmarkFamily("nb101-tfrecord", "official NB101 file read without TensorFlow: --table nasbench_only108.tfrecord", lambda s: s == "nb101-tfrecord", "nasagent.registry:_build_nb101"),
-    BenchmarkFamily("train:<data>", "train each candidate from scratch on digits, digits16, FILE.npz or FOLDER (--space nb201|darts)", lambda s: s.startswith("train:"), "nasagent.evaluation.train:training_benchmark", takes_space=True, run_dir_option="checkpoint_dir"),
+    BenchmarkFamily("train:<data>", "train each candidate from scratch on digits, digits16, FILE.npz or FOLDER (--space nb201|darts|nasnet)", lambda s: s.startswith("train:"), "nasagent.evaluation.train:training_benchmark", takes_space=True, run_dir_option="checkpoint_dir"),
     BenchmarkFamily("oneshot:<data>", "score candidates with a one-shot supernet trained on <data> (--space nb201|darts)", lambda s: s.startswith("oneshot:"), "nasagent.evaluation.supernet:oneshot_benchmark", takes_space=True, run_dir_option="checkpoint_dir"),
     BenchmarkFamily("fewshot:<data>", "score candidates with few-shot sub-supernets trained on <data> (--space nb201|darts)", lambda s: s.startswith("fewshot:"), "nasagent.evaluation.fewshot:fewshot_benchmark", takes_space=True, run_dir_option="checkpoint_dir"),
     BenchmarkFamily("<function>-<dim>", "shifted ackley / levy / rosenbrock / rastrigin, e.g. ackley-20", _is_function, "nasagent.registry:_build_function"),
+    BenchmarkFamily("rover-60 | lunar | swimmer | hopper", "control tasks for box optimisers (LA-MCTS, thesis 5.4); gymnasium for lunar/swimmer/hopper", lambda s: s in ("lunar", "swimmer", "hopper") or s.startswith("rover-"), "nasagent.benchmarks.control:control_benchmark"),
 ]
 
 
@@ -189,6 +198,7 @@ STRATEGIES: dict[str, StrategyEntry] = {
     "turbo": StrategyEntry("nasagent.strategies.turbo:TuRBO", "TuRBO-1: trust-region Bayesian optimisation with restarts (boxes)"),
     "cmaes": StrategyEntry("nasagent.strategies.cma_es:CMAES", "CMA-ES (the cmaes package) with restarts (boxes)"),
     "neural-predictor": StrategyEntry("nasagent.strategies.neural_predictor:NeuralPredictorSearch", "Neural Predictor: N random, GCN ranks a pool, top K (--opt mode=iterative: BANANAS-like refits)"),
+    "parsec": StrategyEntry("nasagent.strategies.parsec:Parsec", "PARSEC: importance-weighted empirical Bayes over a distribution of DARTS cells (--space darts --data D)"),
 }
 
 

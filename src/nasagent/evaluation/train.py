@@ -10,6 +10,8 @@ trains it with SGD (momentum, cosine schedule) on the training split and returns
 - ``train_loss``, ``epochs_trained``, ``stopped_early`` (0/1), ``inherited_fraction``, ``parent_distance``,
 - with ``measure_memory=True``: ``peak_memory_mb`` of one training step (``systems.meter.measure_peak``,
   process max RSS if that module is unavailable),
+- with ``max_memory_mb``: ``est_memory_mb``, the estimated memory of a training step (``systems.memory``,
+  weights and momentum included); a network estimated above the limit fails at once, untrained,
 - cost = measured seconds of the whole evaluation.
 
 Thesis Ch. 2/3 practices, all optional:
@@ -362,6 +364,7 @@ class TrainingBenchmark(Benchmark):
         threads: int | None = 1,
         measure: bool = True,
         measure_memory: bool = False,
+        max_memory_mb: float | None = None,
         **sizes,
     ):
         from nasagent.registry import make_space
@@ -381,6 +384,7 @@ class TrainingBenchmark(Benchmark):
             "flops": Metric("flops", "min", "FLOPs of one image's forward pass (2 per multiply-add)"),
             "latency_ms": Metric("latency_ms", "min", "median CPU/GPU latency of one image (ms)"),
             "peak_memory_mb": Metric("peak_memory_mb", "min", "peak memory of one training step (MiB)"),
+            "est_memory_mb": Metric("est_memory_mb", "min", "estimated peak of one training step plus weights (MiB, systems.memory)"),
         }
         super().__init__(
             name=f"train:{dataset.name}", space=sp, metrics=metrics, default_metric="val_accuracy",
@@ -396,6 +400,9 @@ class TrainingBenchmark(Benchmark):
         self.device = pick_device(device)
         self.measure = bool(measure)
         self.measure_memory = bool(measure_memory)
+        if max_memory_mb is not None and not float(max_memory_mb) > 0:
+            raise NasagentError(f"max_memory_mb must be a positive number of MiB, got {max_memory_mb}")
+        self.max_memory_mb = float(max_memory_mb) if max_memory_mb is not None else None
         self.sizes = sizes
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         # finished weights are shared by evaluators of the same network and data (any schedule: a parent
@@ -453,6 +460,9 @@ class TrainingBenchmark(Benchmark):
         arch = self.space.validate(arch)
         key = self.space.key(arch)
         model = self.network(arch)
+        est_mb = self._check_memory(model)  # systems.memory: reject a network that cannot fit before training it
+        if isinstance(est_mb, Result):
+            return est_mb
         settings = TrainSettings(**asdict(self.settings))
         if budget is not None and budget.seconds is not None:
             settings.max_seconds = min(settings.max_seconds or math.inf, budget.seconds)
@@ -487,6 +497,8 @@ class TrainingBenchmark(Benchmark):
             metrics["predicted_val_accuracy"] = outcome.predicted_final
         if "peak_memory_mb" in extras:
             metrics["peak_memory_mb"] = float(extras["peak_memory_mb"])
+        if est_mb is not None:
+            metrics["est_memory_mb"] = float(est_mb)
         if self.measure:
             from nasagent.evaluation.networks.metrics import count_flops, count_params, measure_latency
 
@@ -499,6 +511,21 @@ class TrainingBenchmark(Benchmark):
         if ck is not None:
             ck.unlink(missing_ok=True)
         return Result(metrics=metrics, cost=time.perf_counter() - t0)
+
+    def _check_memory(self, model):
+        """With ``max_memory_mb``: the estimated MiB of a training step (``systems.memory.estimate_peak``:
+        activations, saved tensors and gradients, plus the weights and SGD's momentum buffers), or a failed
+        Result when that exceeds the limit, so that the network is never trained. None without a limit."""
+        if self.max_memory_mb is None:
+            return None
+        from nasagent.systems.memory import estimate_peak
+
+        est = estimate_peak(model, (self.settings.batch_size, *self.data.input_shape))
+        mb = (est.peak_bytes + est.param_bytes * (2 if self.settings.momentum > 0 else 1)) / 2**20
+        if mb > self.max_memory_mb:
+            return Result(metrics={"est_memory_mb": mb}, cost=0.0, status="failed",
+                          error=f"estimated training-step memory {mb:.1f} MiB exceeds max_memory_mb={self.max_memory_mb:g}")
+        return mb
 
     def finetune(self, arch, epochs: int) -> Result:
         """Continue a trained architecture for ``epochs`` more (top-K fine-tuning after the search)."""

@@ -37,7 +37,8 @@ def plot_front(rows, objective, front: list[dict], path: str | Path, title: str 
         ax.set_xlabel(f"{objs[i].metric} ({objs[i].mode})")
         ax.set_ylabel(f"{objs[j].metric} ({objs[j].mode})")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path)

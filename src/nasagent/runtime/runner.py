@@ -133,6 +133,7 @@ class Runner:
         self._exhausted = False
         self._t0 = time.monotonic()
         self._elapsed_before = 0.0
+        self._best_arch: tuple[int | None, str | None] = (None, None)  # (number, arch string) shown in progress
 
     # -- public --------------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -224,15 +225,18 @@ class Runner:
                 self._stop_reason = "budget exhausted"
 
     def _dispatch(self, trial: Trial, journal_ask: bool) -> None:
-        """Answer a proposal from the cache, attach it to an identical running trial, or submit it."""
+        """Answer a proposal from the cache, attach it to an identical running trial, or submit it.
+
+        ``journal_ask`` is False for trials re-issued on resume: their rows are already in the journal. A new
+        proposal's row is written once its fate is known, in a single statement (see Journal).
+        """
         key = self.space.key(trial.arch)
-        if journal_ask:
-            self.journal.record_ask(trial.number, key, self.space.format(trial.arch), trial.hint, trial.info)
+        ask = (key, self.space.format(trial.arch), trial.hint, trial.info) if journal_ask else None
         hit = self.cache.get(key)
         if hit is not None:
             source, result = hit
             counted = self.count_repeats and result.ok
-            self._tell(trial, _free_copy(result), "cached", counted, source, key)
+            self._tell(trial, _free_copy(result), "cached", counted, source, key, ask)
             self._idle += 1
             if self._idle >= self.max_idle_asks:
                 self._stop_reason = (
@@ -242,17 +246,22 @@ class Runner:
             return
         leader = self.flight_keys.get(key)
         if leader is not None:
+            if ask is not None:
+                self.journal.record_ask(trial.number, *ask)
             self.followers.setdefault(leader, []).append(trial)
             return
         rejected = self._reject(trial)
         if rejected is not None:  # a constraint on a metric known before evaluation
             self.cache[key] = (trial.number, rejected)
-            self._tell(trial, rejected, "failed", False, None, key)
+            self._tell(trial, rejected, "failed", False, None, key, ask)
             return
         self._idle = 0
         self.in_flight[trial.number] = trial
         self.flight_keys[key] = trial.number
-        self.journal.record_start(trial.number)
+        if ask is not None:
+            self.journal.record_ask(trial.number, *ask, started=True)
+        else:
+            self.journal.record_start(trial.number)
         self.executor.submit(trial)
 
     def _finish(self, trial: Trial, result: Result) -> None:
@@ -295,7 +304,10 @@ class Runner:
             return result
         return dataclasses.replace(result, scores=scores(result.metrics), violation=self.objective.violation(result.metrics) or 0.0)
 
-    def _tell(self, trial: Trial, result: Result, status: str, counted: bool, source: int | None, key: str) -> None:
+    def _tell(
+        self, trial: Trial, result: Result, status: str, counted: bool, source: int | None, key: str, ask: tuple | None = None
+    ) -> None:
+        """Count, journal and pass on one answer; ``ask`` is the proposal's row when it was never written."""
         result = self._complete(result)
         sample = None
         if counted:
@@ -310,7 +322,10 @@ class Runner:
             self.n_cached += 1
         else:
             self._consecutive_failures = 0
-        self.journal.record_tell(trial.number, status, result, counted, sample, source)
+        if ask is None:
+            self.journal.record_tell(trial.number, status, result, counted, sample, source)
+        else:
+            self.journal.record_answered(trial.number, *ask, status, result, counted, sample, source)
         if counted:
             self._record_sample(key, result, sample, trial.number)
         self.strategy.tell(trial, result)
@@ -339,8 +354,10 @@ class Runner:
         best_value = None
         if self.best is not None:
             best_value = -self.best[0] if self.objective.mode == "min" else self.best[0]
-            row = self.journal.trial(self.best[1])
-            best_arch = row.arch if row else None
+            if self._best_arch[0] != self.best[1]:  # read the journal only when the best changes
+                row = self.journal.trial(self.best[1])
+                self._best_arch = (self.best[1], row.arch if row else None)
+            best_arch = self._best_arch[1]
         self.on_progress(Progress(self.samples, self.cost, self.elapsed, best_value, best_arch, self.budget, status))
 
     def _snapshot(self) -> None:

@@ -13,17 +13,20 @@ Each ``ask`` runs one MCTS episode over the space's sequential interface (``root
    arrives, ``Q += q - q̂`` with ``q = (acc + q̂) / 2`` corrects it. With one trial in flight this is
    exactly the sequential Eq. 3. ``two_phase=False`` is naive parallel MCTS (backprop only on tell).
 
-Values are kept in the objective's own units and min-max normalised by the scores seen so far when UCB
-compares them (the paper's accuracies are fractions in [0, 1]; this keeps ``c`` meaning the same for
-tables in %). Defects of the paper's pseudocode that this fixes are listed in docs/alphax.md.
+Values are kept in the objective's own units and mapped into [0, 1] when UCB compares them, so ``c`` means
+the same for accuracies in % or fractions: ``normalise="minmax"`` (by the lowest and highest score seen;
+the paper's accuracies are fractions) or ``"rank"`` (the share of measured scores below the mean; default).
+Defects of the paper's pseudocode that this fixes are listed in docs/alphax.md.
 
-Improvements behind flags (defaults measured in benchmarks/alphax_nb201.py, see docs/alphax.md):
-``rollout="guided"`` proposes, instead of one uniform playout, the best-predicted unevaluated one among
-``candidates`` playouts from ``s'``; ``faithful=True`` restores every paper default at once.
+Improvements behind flags (measured in benchmarks/alphax_nb201.py, see docs/alphax.md): ``rollout="guided"``
+proposes, instead of one uniform playout, the best-predicted unevaluated one among ``candidates`` playouts
+from ``s'``; rank normalisation; a small warm-started Meta-DNN trained on rank targets, refitted every few
+samples. ``faithful=True`` restores every paper default at once.
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
 import math
 from pathlib import Path
@@ -36,13 +39,21 @@ from nasagent.strategies.base import Proposal, Strategy
 #: the paper's Meta-DNN (App. 10.2) and its retraining after every result (Alg. 2, line 13)
 SEED_MODEL = {"hidden_sizes": (512, 2048, 2048, 512), "lr": 2e-5, "batch_size": 128, "epochs": 20}
 #: the shipped default: a small MLP refitted every few samples with a warm start (docs/alphax.md)
-SMALL_MODEL = {"hidden_sizes": (64, 64), "lr": 3e-3, "batch_size": 64, "epochs": 10, "warm_start": True}
+SMALL_MODEL = {"hidden_sizes": (64, 64), "lr": 3e-3, "batch_size": 64, "epochs": 10, "warm_start": True, "targets": "rank"}
+#: the paper's exploration constant per space (0.5 in §3.2, 2 on NASBench in App. 9.1, 200 on the simplified
+#: domain in App. 8); any other space gets 0.5
+PAPER_C = {"nb101": 2.0, "convnet": 200.0}
+
+
+def paper_c(space) -> float:
+    return PAPER_C.get(getattr(space, "name", ""), 0.5)
 
 
 class AlphaX(Strategy):
     """Options (CLI ``--opt key=value``):
 
-    c: exploration constant of Eq. 1 (paper: 0.5 in general, 2 on NASBench, 200 on the simplified domain).
+    c: exploration constant of Eq. 1; default the paper's value for the space (0.5 in general, 2 on NB101, 200 on
+        the simplified convnet domain).
     k: Meta-DNN playouts per expansion (paper: 10). metadnn: False runs pure MCTS (q = measured accuracy).
     model: "mlp" | "multistage" | "lstm"; model_options: its parameters (see evaluation/predictors/mlp.py).
     refit_every / refit_growth / min_fit: retrain the Meta-DNN once it has min_fit results, then after
@@ -50,6 +61,7 @@ class AlphaX(Strategy):
     two_phase: preemptive backprop of q̂ (True) or naive parallel MCTS (False).
     rollout: "random" (paper) or "guided"; candidates: playouts scored per guided proposal.
     failed: "worst" (a failed trial counts as the worst score seen) or "skip" (its visit is undone).
+    normalise: "rank" (default) or "minmax" (faithful): how UCB maps values into [0, 1].
     transfer: pass the nearest evaluated architecture up the tree as the evaluator's hint.
     warm_start: a previous AlphaX run directory (or journal file) to start from (tree and Meta-DNN).
     faithful: the paper's configuration (seed-size MLP refitted after every result, uniform playouts).
@@ -62,7 +74,7 @@ class AlphaX(Strategy):
         self,
         space,
         seed: int = 0,
-        c: float = 0.5,
+        c: float | None = None,
         k: int = 10,
         metadnn: bool = True,
         model: str = "mlp",
@@ -72,8 +84,9 @@ class AlphaX(Strategy):
         min_fit: int = 8,
         two_phase: bool = True,
         rollout: str | None = None,
-        candidates: int = 64,
+        candidates: int = 512,
         failed: str = "worst",
+        normalise: str | None = None,
         transfer: bool = True,
         warm_start: str | None = None,
         warm_weight: float = 1.0,
@@ -88,9 +101,9 @@ class AlphaX(Strategy):
             refit_every = 1 if faithful else 4
         if refit_growth is None:
             refit_growth = 0.0 if faithful else 0.1
-        base = dict(SEED_MODEL) if faithful else dict(SMALL_MODEL)
-        self.model_options = {**base, **(model_options or {})}
-        self.c = float(c)
+        self.model_defaults = dict(SEED_MODEL) if faithful else dict(SMALL_MODEL)
+        self.model_options = dict(model_options or {})
+        self.c = float(paper_c(space) if c is None else c)
         self.k = int(k)
         self.metadnn = bool(metadnn)
         self.model_name = model
@@ -101,6 +114,7 @@ class AlphaX(Strategy):
         self.rollout = rollout
         self.candidates = int(candidates)
         self.failed_mode = failed
+        self.normalise = normalise if normalise is not None else ("minmax" if faithful else "rank")
         self.transfer = bool(transfer)
         self.warm_weight = float(warm_weight)
         self.faithful = bool(faithful)
@@ -129,6 +143,7 @@ class AlphaX(Strategy):
         self.hi: float | None = None
         self.sum_scores = 0.0
         self.n_scores = 0
+        self.sorted_scores: list[float] = []
         self.evaluated: dict[int, list[tuple[str, int]]] = {}  # rollout_from node -> [(arch text, trial number)]
         self.pending: dict[str, int] = {}  # keys asked and not yet told -> how many times
         self.model = None
@@ -137,6 +152,10 @@ class AlphaX(Strategy):
             self._warm_start(warm_start)
 
     # -- configuration ------------------------------------------------------------------------------
+    def _check_space(self) -> None:
+        if not getattr(self.space, "sequential", False):
+            raise self.space._not_sequential()  # names the spaces that work
+
     def _validate(self) -> None:
         if not math.isfinite(self.c) or self.c < 0:
             raise NasagentError(f"alphax c must be a finite number >= 0, got {self.c}")
@@ -148,6 +167,8 @@ class AlphaX(Strategy):
             raise NasagentError(f"alphax rollout must be 'random' or 'guided', got {self.rollout!r}")
         if self.candidates < 1:
             raise NasagentError(f"alphax candidates must be >= 1, got {self.candidates}")
+        if self.normalise not in ("minmax", "rank"):
+            raise NasagentError(f"alphax normalise must be 'minmax' or 'rank', got {self.normalise!r}")
         if self.failed_mode not in ("worst", "skip"):
             raise NasagentError(f"alphax failed must be 'worst' or 'skip', got {self.failed_mode!r}")
         if self.metadnn:
@@ -159,9 +180,14 @@ class AlphaX(Strategy):
     def _make_model(self):
         from nasagent.evaluation.predictors.mlp import make_value_model
 
-        opts = dict(self.model_options)
-        if self.model_name != "mlp":
-            opts.pop("output", None)
+        import inspect
+
+        from nasagent.evaluation.predictors.mlp import MODELS
+
+        # the size defaults apply where the chosen model has such a parameter (the LSTM has no hidden_sizes)
+        accepted = inspect.signature(MODELS[self.model_name].__init__).parameters
+        opts = {k: v for k, v in self.model_defaults.items() if k in accepted}
+        opts.update(self.model_options)
         opts.setdefault("threads", self.threads)
         return make_value_model(self.model_name, self.space, seed=self.seed, **opts)
 
@@ -182,6 +208,9 @@ class AlphaX(Strategy):
     def _norm(self, v: float) -> float:
         if self.lo is None or self.hi is None or self.hi <= self.lo:
             return 0.5
+        if self.normalise == "rank":  # the share of measured scores below v (ties count half)
+            n = len(self.sorted_scores)
+            return (bisect.bisect_left(self.sorted_scores, v) + bisect.bisect_right(self.sorted_scores, v)) / (2 * n)
         return (v - self.lo) / (self.hi - self.lo)
 
     def _select_action(self, node: int) -> int | None:
@@ -375,6 +404,7 @@ class AlphaX(Strategy):
         self.hi = score if self.hi is None else max(self.hi, score)
         self.sum_scores += score
         self.n_scores += 1
+        bisect.insort(self.sorted_scores, score)
         if key in self.known:
             return
         self.known[key] = score

@@ -39,6 +39,9 @@ PRESETS: dict[str, dict] = {
     "reference-lunar": {"cp": 50.0, "leaf_size": 10, "kernel": "poly", "gamma": "scale", "n_init": 40},
     "reference-swimmer": {"cp": 20.0, "leaf_size": 10, "kernel": "poly", "gamma": "scale", "n_init": 40},
     "reference-hopper": {"cp": 10.0, "leaf_size": 100, "kernel": "poly", "gamma": "auto", "n_init": 150},
+    # not the thesis: for budgets of a few hundred evaluations (benchmarks/lamcts_synthetic.py, docs/lamcts.md)
+    "small-budget": {"cp": 1.0, "leaf_size": 20, "kernel": "rbf", "gamma": "auto", "n_init": 20,
+                     "reuse_region_data": True, "local_n_init": 5},
 }
 
 
@@ -82,6 +85,8 @@ class LAMCTSOptimizer:
                 raise NasagentError(f"unknown LA-MCTS preset {preset!r}; presets: {', '.join(PRESETS)}")
             p = PRESETS[preset]
             cp, leaf_size, kernel, gamma, n_init = p["cp"], p["leaf_size"], p["kernel"], p["gamma"], p["n_init"]
+            reuse_region_data = p.get("reuse_region_data", reuse_region_data)
+            local_n_init = p.get("local_n_init", local_n_init)
         lo = np.atleast_1d(np.asarray(lower, dtype=np.float64))
         hi = np.atleast_1d(np.asarray(upper, dtype=np.float64))
         if lo.shape != hi.shape or lo.ndim != 1 or lo.size == 0:
@@ -250,6 +255,12 @@ class LAMCTS(Strategy):
 
     def __init__(self, space, seed: int = 0, **options):
         super().__init__(space, seed)
+        import inspect
+
+        allowed = [p for p in inspect.signature(LAMCTSOptimizer.__init__).parameters if p not in ("self", "lower", "upper", "seed", "minimize")]
+        unknown = [k for k in options if k not in allowed]
+        if unknown:
+            raise NasagentError(f"strategy 'lamcts' has no option {unknown[0]!r}; its options: {', '.join(allowed)}")
         lower, upper = _box_bounds(space, "lamcts")
         self.opt = LAMCTSOptimizer(lower, upper, seed=seed, **options)
 
@@ -273,3 +284,80 @@ def _box_bounds(space, name: str) -> tuple[np.ndarray, np.ndarray]:
             f"space {space.name!r} is not one. For NAS spaces use lanas."
         )
     return np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+
+
+# -- a drop-in entry point ---------------------------------------------------------------------------------------------
+class MinimizeResult(dict):
+    """What ``minimize`` returns (a dict with attribute access, like scipy's ``OptimizeResult``)."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def minimize(fun, bounds, budget: int = 500, seed: int = 0, batch_size: int = 1, workers: int = 1, callback=None,
+             **options) -> MinimizeResult:
+    """Minimise ``fun(x) -> float`` over a box with LA-MCTS; scipy-style: ``bounds`` is ``[(low, high), ...]``.
+
+    ``budget`` counts every evaluation (the initial design and every point the local solver tries). With
+    ``workers > 1`` each batch of ``batch_size`` points is evaluated in a thread pool (use it when ``fun``
+    releases the GIL or calls out to another process). ``fun`` may return ``None`` or raise for a failed
+    evaluation (the point is recorded as failed and the search goes on); NaN or inf is an error. ``callback(x, y)``
+    is called after every evaluation. Other ``options`` are ``LAMCTSOptimizer``'s (``solver``, ``preset``,
+    ``cp``, ``leaf_size``, ...). Returns ``x``, ``fun`` (best point and value), ``nfev``, ``nfail``,
+    ``history_x``, ``history_y`` and ``optimizer`` (for its tree and diagnostics).
+    """
+    b = np.asarray(bounds, dtype=np.float64)
+    if b.ndim != 2 or b.shape[1] != 2:
+        raise NasagentError(f"bounds must be a list of (low, high) pairs, got an array of shape {b.shape}")
+    if not callable(fun):
+        raise NasagentError("minimize needs a callable fun(x) -> float")
+    if int(budget) < 1 or int(workers) < 1:
+        raise NasagentError(f"budget and workers must be >= 1, got {budget} and {workers}")
+    opt = LAMCTSOptimizer(b[:, 0], b[:, 1], seed=seed, minimize=True, batch_size=batch_size, **options)
+    xs, ys, nfail = [], [], 0
+
+    def call(x):
+        try:
+            y = fun(x.copy())
+        except Exception:  # a failed evaluation, as a crashed trial in a search
+            return None
+        if y is None:
+            return None
+        try:
+            y = float(y)
+        except (TypeError, ValueError):
+            raise NasagentError(f"fun must return a number, got {type(y).__name__}") from None
+        if not math.isfinite(y):
+            raise NasagentError(f"fun returned {y} at x={x.tolist()}; return None (or raise) for a failed evaluation")
+        return y
+
+    pool = None
+    if int(workers) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(int(workers))
+    try:
+        while len(xs) + nfail < int(budget):
+            n = min(max(int(batch_size), int(workers)), int(budget) - len(xs) - nfail)
+            asked = [opt.ask_token() for _ in range(n)]
+            values = list(pool.map(call, [x for _, x in asked])) if pool else [call(x) for _, x in asked]
+            for (token, x), y in zip(asked, values):
+                opt.tell_token(token, x, None if y is None else -y)
+                if y is None:
+                    nfail += 1
+                else:
+                    xs.append(x)
+                    ys.append(y)
+                if callback is not None:
+                    callback(x, y)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    if not ys:
+        raise NasagentError(f"every one of the {nfail} evaluations failed (fun returned None or raised)")
+    i = int(np.argmin(ys))
+    return MinimizeResult(x=xs[i], fun=ys[i], nfev=len(xs) + nfail, nfail=nfail, history_x=np.array(xs),
+                          history_y=np.array(ys), optimizer=opt)

@@ -10,8 +10,10 @@ The paper deploys the best evaluated architecture, which is what the runner repo
 ``mode="iterative"`` refits after every ``batch`` proposals on everything evaluated so far and proposes the
 ``batch`` best candidates by an acquisition on the predictor's mean and spread (``its``: independent
 Thompson samples, BANANAS' default; ``ucb``; ``ei``; ``mean``). Spread needs a predictor with
-``predict_std`` (``gcn-ensemble``, ``mlp-ensemble``, ``rf``, ``gp``). Candidates are the unvisited space when it
-is small enough, else ``pool_size`` random samples plus the one-edit neighbours of the ``mutate_top`` best.
+``predict_std`` (``gcn-ensemble``, ``mlp-ensemble``, ``rf``, ``gp``). Candidates are, as in BANANAS, the one-edit
+neighbours of the ``mutate_top`` best evaluated architectures plus ``random_candidates`` random unvisited ones
+(``random_candidates=None`` scores the whole unvisited space when it has at most ``pool_size`` architectures:
+slower, and on NB201 more exploratory than helpful).
 
 Architectures already proposed are never proposed again (ambiguity A7: the pool excludes them). The
 predictor is rebuilt from the stored evaluations when needed, so snapshots stay small and a resumed search
@@ -30,12 +32,13 @@ from nasagent.strategies.base import Proposal, Strategy
 MODES = ("oneshot", "iterative")
 ACQUISITIONS = ("its", "ucb", "ei", "mean")
 
-#: defaults per mode (measured on the embedded NB201 table: benchmarks/neural_predictor_nb201.py)
+#: defaults per mode: oneshot is the paper's N = 172; iterative follows BANANAS (ensemble, Thompson sampling, 10 per
+#: refit). benchmarks/neural_predictor_nb201.py compares them on NB201 (docs/predictors.md).
 DEFAULTS = {
     "oneshot": {"predictor": "gcn", "n_train": 172, "batch": None, "acquisition": "mean"},
-    "iterative": {"predictor": "gcn-ensemble", "n_train": 10, "batch": 5, "acquisition": "its"},
+    "iterative": {"predictor": "gcn-ensemble", "n_train": 10, "batch": 10, "acquisition": "its"},
 }
-#: a fast GCN recipe for search (the reference recipe, width 144 and 300 epochs at lr 1e-4, costs ~5x more)
+#: a fast GCN recipe for search (the reference recipe, width 144 and 300 epochs at lr 1e-4, costs ~8x more to fit)
 FAST_GCN = {"hidden": 64, "epochs": 100, "lr": 2e-3, "batch_size": 32, "weight_decay": 1e-4}
 
 
@@ -58,6 +61,7 @@ class NeuralPredictorSearch(Strategy):
         mutate_top: int = 10,
         queue: int = 1000,
         max_tries: int = 10_000,
+        random_candidates: int | None = 100,
     ):
         super().__init__(space, seed)
         if mode not in MODES:
@@ -73,6 +77,7 @@ class NeuralPredictorSearch(Strategy):
         self.batch = int(batch if batch is not None else (d["batch"] or queue))
         self.acquisition = acquisition or d["acquisition"]
         self.kappa, self.mutate_top, self.queue_size, self.max_tries = kappa, mutate_top, queue, max_tries
+        self.random_candidates = random_candidates
         if self.n_train < 2:
             raise NasagentError(f"neural-predictor n_train must be >= 2 (the predictor needs data), got {self.n_train}")
         if top_k is not None and top_k < 1:
@@ -135,8 +140,9 @@ class NeuralPredictorSearch(Strategy):
         return self._pool or None
 
     def _candidates(self) -> list:
+        local = self.mode == "iterative" and self.random_candidates is not None
         pool = self._enumerated()
-        if pool is not None:
+        if pool is not None and not local:
             return [a for a in pool if self._fresh(a)]
         rng = np.random.default_rng([self.seed, 4, self.n_fits])
         seen: dict[str, object] = {}
@@ -148,8 +154,10 @@ class NeuralPredictorSearch(Strategy):
                     nbrs = [self.space.mutate(self.archs[i], rng) for _ in range(20)]
                 for a in nbrs:
                     seen.setdefault(self.space.key(a), a)
-        for _ in range(self.pool_size * 3):
-            if len(seen) >= self.pool_size + self.mutate_top * 50:
+        n_random = self.random_candidates if local else self.pool_size
+        target = len(seen) + n_random
+        for _ in range(n_random * 3):
+            if len(seen) >= target:
                 break
             a = self.space.sample(rng)
             seen.setdefault(self.space.key(a), a)

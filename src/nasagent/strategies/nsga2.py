@@ -10,7 +10,9 @@ evolution it mutates instead of crossing over, since a space only promises ``mut
 With a single objective (``Result.scores`` is None) the score is the one objective, and this is an
 elitist steady-state GA. ``archive=True`` (our extension, the default) draws tournament entrants from the
 population plus the non-dominated archive of every sample so far, so no front member is lost to
-replacement noise; ``archive=False`` is textbook NSGA-II.
+replacement noise; ``archive=False`` is textbook NSGA-II. When ``max_tries`` mutations in a row give only
+architectures seen before (the population has converged on a fully explored neighbourhood), the proposal
+is a random unseen architecture instead.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class NSGA2Evolution(Strategy):
         self.front: list[tuple] = []  # non-dominated feasible members of every sample so far
         self.seen: set[str] = set()  # keys evaluated or proposed
         self.n_random = 0
+        self.immigrants = 0  # random proposals made because no unseen child was found
 
     # -- ask ----------------------------------------------------------------------------------------
     def _propose(self):
@@ -74,7 +77,14 @@ class NSGA2Evolution(Strategy):
             parent = pool[int(min(entrants, key=lambda i: position[i]))][0]
             child = self.space.mutate(parent, self.rng)
             if self.space.key(child) not in self.seen:
-                break
+                return self._fresh(child)
+        # a converged population whose one-edit neighbourhood is all evaluated: a random immigrant instead of
+        # a re-proposal (re-proposals cost no budget, so without this a run can spin without progress)
+        self.immigrants += 1
+        for _ in range(self.max_tries):
+            arch = self.space.sample(self.rng)
+            if self.space.key(arch) not in self.seen:
+                return self._fresh(arch)
         return self._fresh(child)
 
     def _fresh(self, arch):

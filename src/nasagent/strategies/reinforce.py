@@ -107,17 +107,34 @@ class CategoricalPolicy:
 
 class Reinforce(Strategy):
     """Defaults: Adam lr 0.05 (beta1 0) and baseline momentum 0.95 (TuNAS), no entropy bonus; measured
-    on NB201 in benchmarks/baselines_all.py (docs/baselines.md)."""
+    on NB201 in benchmarks/baselines_all.py (docs/baselines.md). ``unique`` re-draws repeats (see _propose)."""
 
     requires = ("sequential",)
 
-    def __init__(self, space, seed: int = 0, lr: float = 0.05, baseline_momentum: float = 0.95, entropy: float = 0.0):
+    def __init__(
+        self,
+        space,
+        seed: int = 0,
+        lr: float = 0.05,
+        baseline_momentum: float = 0.95,
+        entropy: float = 0.0,
+        unique: bool = True,
+        max_tries: int = 50,
+    ):
         super().__init__(space, seed)
         self.policy = CategoricalPolicy(lr=lr, baseline_momentum=baseline_momentum, entropy=entropy)
         self.pending: dict[int, list] = {}
+        self.unique, self.max_tries = unique, max_tries
+        self.proposed: set[str] = set()
 
     def _propose(self) -> Proposal:
-        arch, picks = self.policy.rollout(self.space, self.rng)
+        # unique=True (our default): re-draw up to max_tries times for an architecture not proposed before, since a
+        # repeat costs no budget on a table and a peaked policy would otherwise spin; unique=False is plain sampling
+        for _ in range(self.max_tries if self.unique else 1):
+            arch, picks = self.policy.rollout(self.space, self.rng)
+            if self.space.key(arch) not in self.proposed:
+                break
+        self.proposed.add(self.space.key(arch))
         self.pending[self._next_number] = picks
         return Proposal(arch)
 

@@ -51,8 +51,9 @@ def estimate_peak(model: torch.nn.Module, input_shape, policy: str | MemoryPolic
     Runs the memory runtime on a meta-device copy, so nothing is computed or allocated. ``policy`` is one of
     the thesis' stages ("baseline", "liveness" - what plain PyTorch does, "offload", "recompute") or a
     ``MemoryPolicy``. The figure excludes the weights and the input batch, like ``measure_peak``. A model
-    ``torch.fx`` cannot trace gets a coarser estimate (saved tensors of a meta forward pass plus the largest
-    activation twice), only for "liveness".
+    ``torch.fx`` cannot trace gets a coarser estimate, only for "liveness": the tensors its forward pass saves
+    for backward plus twice the largest activation, from a meta-device pass, or - when the forward needs real
+    values (data-dependent control flow) - one real forward pass on the CPU with a random batch.
     """
     shape = tuple(int(d) for d in (input_shape.shape if isinstance(input_shape, torch.Tensor) else input_shape))
     if not shape or any(d <= 0 for d in shape):
@@ -130,15 +131,27 @@ def _estimate_untraced(model: torch.nn.Module, shape: tuple, params: int) -> Pea
         if isinstance(output, torch.Tensor) and output.numel() * output.element_size() > largest[0]:
             largest[:] = [output.numel() * output.element_size(), type(module).__name__]
 
-    handles = [m.register_forward_hook(hook) for m in meta.modules() if not list(m.children())]
+    def forward(net, x):
+        handles = [m.register_forward_hook(hook) for m in net.modules() if not list(m.children())]
+        try:
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                return net(x)
+        finally:
+            for h in handles:
+                h.remove()
+
     try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            out = meta(torch.empty(shape, device="meta"))
-    except Exception as e:
-        raise NasagentError(f"cannot estimate the memory of {type(model).__name__}: its forward pass fails on a meta-device input ({type(e).__name__}: {e})") from None
-    finally:
-        for h in handles:
-            h.remove()
+        out = forward(meta, torch.empty(shape, device="meta"))
+    except Exception:  # data-dependent control flow needs real values: one real forward pass on the CPU
+        storages.clear()
+        largest[:] = [0, ""]
+        real = copy.deepcopy(model).to("cpu")
+        param_keys = {p.untyped_storage()._cdata for p in real.parameters()} | {b.untyped_storage()._cdata for b in real.buffers()}
+        try:
+            out = forward(real, torch.randn(shape))
+        except Exception as e:
+            raise NasagentError(f"cannot estimate the memory of {type(model).__name__}: its forward pass fails on a "
+                                f"random input of shape {shape} ({type(e).__name__}: {e})") from None
     if not isinstance(out, torch.Tensor):
         raise NasagentError(f"cannot estimate the memory of {type(model).__name__}: it returns {type(out).__name__}, not a tensor")
     peak = sum(storages.values()) + params + 2 * largest[0]

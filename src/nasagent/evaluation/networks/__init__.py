@@ -77,6 +77,8 @@ def build(arch, num_classes: int = 10, input_shape=(3, 32, 32), space=None, chec
 
 def _construct(sp, arch, num_classes, input_shape, sizes):
     name = getattr(sp, "name", "")
+    if hasattr(sp, "build_network"):  # spaces that build their own networks (TuNAS' MobileNet-like spaces)
+        return sp.build_network(arch, num_classes, input_shape, **sizes)
     defaults = dict(DEFAULT_SIZES.get(name, {}))
     unknown = set(sizes) - set(defaults) - {"affine"}
     if unknown:

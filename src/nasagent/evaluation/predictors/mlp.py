@@ -15,7 +15,8 @@ Three models from the AlphaX paper (App. 10), all behind the ``Predictor`` contr
 Every model trains with MSE on targets rescaled into the sigmoid's range (the paper's accuracies are
 fractions in [0, 1]; a table in % or any other unit is rescaled by the training targets' range, with
 ``headroom`` above and below so that a better architecture than any seen can still be predicted).
-``warm_start=True`` keeps the weights and optimizer state between fits, so refitting after a few new samples
+``targets="rank"`` (MLP) regresses empirical quantiles instead, mapped back to the score's units (AlphaX's
+default Meta-DNN; see docs/alphax.md). ``warm_start=True`` keeps the weights and optimizer state between fits, so refitting after a few new samples
 costs a few epochs instead of a cold start (what AlphaX's online retraining needs on a CPU).
 
 Constructor parameters are stored as given (scikit-learn style) and checked in ``fit``. ``threads`` sets
@@ -139,16 +140,29 @@ class _TorchRegressor(Predictor):
             raise NasagentError(f"Meta-DNN headroom must be in [0, 1), got {self.headroom!r}")
 
     # -- target scaling: y -> [0, 1] with headroom on both sides --------------------------------------
+    # ``targets="rank"`` (MLP only) trains on the targets' empirical quantiles instead, so that the many
+    # near-best architectures of a table are spread over the sigmoid's range rather than squeezed next to
+    # rare failures; predictions map back through the quantile function (linear beyond the ends).
     def _set_scale(self, y: np.ndarray) -> None:
         lo, hi = float(y.min()), float(y.max())
         span = hi - lo if hi > lo else max(abs(hi), 1.0)
         self.y_lo_ = lo - self.headroom * span
         self.y_span_ = span * (1 + 2 * self.headroom)
+        if getattr(self, "targets", "linear") == "rank":
+            self.y_sorted_ = np.sort(y)
+            self.u_grid_ = self.headroom + (1 - 2 * self.headroom) * (np.arange(len(y)) + 0.5) / len(y)
 
     def _to_unit(self, y: np.ndarray) -> np.ndarray:
+        if getattr(self, "targets", "linear") == "rank":
+            return np.interp(y, self.y_sorted_, self.u_grid_)
         return (y - self.y_lo_) / self.y_span_
 
     def _from_unit(self, u: np.ndarray) -> np.ndarray:
+        if getattr(self, "targets", "linear") == "rank":
+            out = np.interp(u, self.u_grid_, self.y_sorted_)
+            slope = self.y_span_ / (1 + 2 * self.headroom)  # beyond the seen range: one span per unit
+            out = np.where(u > self.u_grid_[-1], self.y_sorted_[-1] + (u - self.u_grid_[-1]) * slope, out)
+            return np.where(u < self.u_grid_[0], self.y_sorted_[0] - (self.u_grid_[0] - u) * slope, out)
         return self.y_lo_ + u * self.y_span_
 
     # -- fit / predict --------------------------------------------------------------------------------
@@ -244,8 +258,10 @@ class MLPPredictor(_TorchRegressor):
         headroom: float = 0.1,
         threads: int | None = None,
         features: str = "encode",
+        targets: str = "linear",
     ):
         super().__init__(space, seed, lr, batch_size, epochs, optimizer, momentum, weight_decay, warm_start, headroom, threads)
+        self.targets = targets
         self.hidden_sizes = hidden_sizes
         self.activation = activation
         self.output = output
@@ -256,6 +272,8 @@ class MLPPredictor(_TorchRegressor):
 
     def _check_params(self) -> None:
         super()._check_params()
+        if self.targets not in ("linear", "rank"):
+            raise NasagentError(f"Meta-DNN targets must be 'linear' or 'rank', got {self.targets!r}")
         if self.output not in ("sigmoid", "linear"):
             raise NasagentError(f"Meta-DNN output must be 'sigmoid' or 'linear', got {self.output!r}")
         for h in self.hidden_sizes:

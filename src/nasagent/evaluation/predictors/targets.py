@@ -3,7 +3,8 @@
 Accuracy tables are skewed: NB201 has hundreds of cells at 10 % and a long low tail, so a squared loss on the
 raw (or standardised) labels spends its capacity on the worst architectures while a search cares about the
 order of the best ones. ``rank`` replaces each label by its normal score (the Gaussian quantile of its rank),
-which raised the GCN's held-out Kendall tau on NB201 at N = 172 from 0.73 to 0.77 (docs/predictors.md).
+which the GCN uses by default (a development run saw held-out tau on NB201 at N = 172 rise from 0.73 to 0.77;
+not re-measured by benchmarks/predictor_ranking.py, see docs/predictors.md).
 Predictions are mapped back through the monotone piecewise-linear inverse, extrapolated linearly past the
 training range so that the order of predictions above the best training label is kept.
 """

@@ -1,0 +1,305 @@
+"""PARSEC on the derived digits16 task: retrained cell accuracy vs DARTS (first order) and random cells, the
+peak memory of one search step vs the DARTS supernet, and the entropy of π over the search.
+
+Per seed s in 0..S-1 (same seeds for every method):
+
+- ``parsec``: ``ParsecSearch`` (batch importance weights, the paper's default) for ``--epochs`` epochs; its most
+  probable valid cell is retrained from scratch;
+- ``darts-1st``: ``DartsSearch(order=1)`` on the same network size, given the *same wall seconds* as that
+  seed's PARSEC search (same total compute, measured in the same run); its derived cell is retrained;
+- ``random``: ``--randoms`` uniform DARTS cells (drawn once, seed 1234), retrained once each; median and best.
+
+Retraining: ``TrainingBenchmark`` (digits16, data seed 0, training seed 0 for every cell, SGD cosine), test
+accuracy reported (validation accuracy is what a search would select on). Claims use the 2-standard-error rule
+over the S seeds (PARSEC vs DARTS paired by seed; PARSEC vs the random median as a constant).
+
+Memory (``--memory-only`` measures and caches it; the main run reuses it): one search step of each method at the
+*paper's search width* (C = 16, 8 cells, batch 64, 16x16 images), each in a fresh process after one warm-up step:
+the peak of live tensor bytes from ``torch.profiler`` (``profile_memory=True``, allocator events replayed by
+``nasagent.systems.meter``; the goal's figure), and the process's max RSS above that of a process with the same
+imports and data but no network (``no-network``). The RSS increase *within* the measured step is also kept but
+is not comparable (freed heap from the warm-up step stays resident). PARSEC runs K = 8 children with every
+backward pass (``min_weight=0``).
+
+Scale-down vs the paper (CPU, 2 shared cores): K = 8 (paper 16); search network C = 4, 3 cells (paper 16, 8);
+``--epochs`` search epochs (paper 100); retraining C = 4, 3 cells, ``--train-epochs`` epochs (paper 20 cells,
+36 channels, 600 epochs, cutout, drop-path, auxiliary head); ``min_weight=1e-3`` skips the backward pass of
+children whose importance weight is below 1e-3 (the weights are nearly one-hot); π's Adam lr 0.1 instead of 0.02,
+and the shared weights' SGD lr 0.1 instead of 0.025 with batch 32 (for PARSEC and DARTS alike), since the search
+makes ~70 steps where the paper makes ~39,000 (at lr 0.025 and batch 64 the shared weights stayed at chance loss
+after 45 steps in a first attempt); no §4.2 fine-tuning run.
+
+    python benchmarks/parsec_digits.py --memory-only   # cheap, cached; the main run reuses it
+    python benchmarks/parsec_digits.py --seeds 3 --epochs 4 --train-epochs 5 --randoms 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+
+from nasagent.report.results import CACHE_DIR, RESULTS_DIR, beats, machine_info, mean_se, write_results
+
+TASK = {"data": "digits16", "data_seed": 0, "C": 4, "layers": 3, "K": 8, "batch_size": 32, "lr": 0.1, "min_weight": 1e-3, "arch_lr": 0.1}
+TRAIN = {"lr": 0.1, "batch_size": 64, "C": 4, "layers": 3}
+MEMORY = {"C": 16, "layers": 8, "batch_size": 64, "K": 8}
+
+
+def _data():
+    from nasagent.evaluation.datasets import load_dataset
+
+    return load_dataset(TASK["data"], seed=TASK["data_seed"])
+
+
+def _retrain(arch_text: str, epochs: int, data) -> dict:
+    from nasagent.evaluation.train import TrainingBenchmark
+
+    bench = TrainingBenchmark(data, space="darts", seed=0, epochs=epochs, measure=False, device="cpu", **TRAIN)
+    r = bench(arch_text)
+    return {"val_accuracy": r.metrics["val_accuracy"], "test_accuracy": r.metrics["test_accuracy"], "train_seconds": r.cost}
+
+
+def _cached(path: Path, fn):
+    if path.exists():
+        return json.loads(path.read_text())
+    rec = fn()
+    path.write_text(json.dumps(rec, indent=1))
+    return rec
+
+
+def run_parsec(seed: int, epochs: int, train_epochs: int, data, cache: Path) -> dict:
+    from nasagent.evaluation.parsec_search import ParsecSearch
+
+    def go():
+        s = ParsecSearch(seed=seed, device="cpu", **{k: TASK[k] for k in ("C", "layers", "K", "batch_size", "lr", "min_weight", "arch_lr")})
+        s.fit(data, epochs, cache / f"ck-parsec-s{seed}")
+        arch = s.space.format(s.propose(1)[0])
+        return {"arch": arch, "search_seconds": s.seconds, "history": s.history, **_retrain(arch, train_epochs, data)}
+
+    return _cached(cache / f"parsec-s{seed}.json", go)
+
+
+def run_darts(seed: int, seconds: float, epochs: int, train_epochs: int, data, cache: Path) -> dict:
+    from nasagent.core import Budget
+    from nasagent.evaluation.darts_search import DartsSearch
+
+    def go():
+        s = DartsSearch("darts", order=1, seed=seed, batch_size=TASK["batch_size"], lr=TASK["lr"], device="cpu", C=TASK["C"],
+                        layers=TASK["layers"])
+        # same wall seconds as this seed's PARSEC search: time one epoch (lr is at its maximum in epoch 1 for any
+        # schedule length), then lay the cosine schedule over the epochs that fit in the remaining seconds
+        ck = cache / f"ck-darts-s{seed}"
+        s.fit(data, Budget(evaluations=1), ck)
+        total = max(1, round(seconds / max(s.seconds, 1e-9)))
+        s.fit(data, Budget(evaluations=total, seconds=seconds), ck)
+        arch = s.space.format(s.derive())
+        return {"arch": arch, "search_seconds": s.seconds, "epochs": s.epoch, **_retrain(arch, train_epochs, data)}
+
+    return _cached(cache / f"darts-1st-s{seed}.json", go)
+
+
+def run_random(i: int, arch: str, train_epochs: int, data, cache: Path) -> dict:
+    return _cached(cache / f"random-{i}.json", lambda: {"arch": arch, **_retrain(arch, train_epochs, data)})
+
+
+# -- memory: one search step per fresh process --------------------------------------------------------------------
+def memory_child(method: str) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    from nasagent.systems.meter import measure_peak
+
+    data = _data()
+    if method == "baseline":  # the same imports and data, no network: what every process holds before a search
+        import nasagent.evaluation.darts_search  # noqa: F401
+        import nasagent.evaluation.parsec_search  # noqa: F401
+
+        print(json.dumps({"method": method, "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+        return
+    rng = np.random.default_rng(0)
+    b = MEMORY["batch_size"]
+    idx = rng.permutation(len(data.y_train))
+    xt, yt = torch.from_numpy(data.x_train[idx[:b]]), torch.from_numpy(data.y_train[idx[:b]])
+    xs, ys = torch.from_numpy(data.x_train[idx[b : 2 * b]]), torch.from_numpy(data.y_train[idx[b : 2 * b]])
+    if method == "parsec":
+        from nasagent.evaluation.parsec_search import ParsecSearch
+
+        s = ParsecSearch(K=MEMORY["K"], C=MEMORY["C"], layers=MEMORY["layers"], device="cpu", min_weight=0.0)
+        s._setup(data)
+
+        def step():
+            return s.step(xs, ys, xt, yt)
+    else:
+        from nasagent.evaluation.darts_search import DartsSearch
+
+        s = DartsSearch("darts", order=1, device="cpu", C=MEMORY["C"], layers=MEMORY["layers"])
+        s._setup(data)
+
+        def step():  # one iteration of DartsSearch.fit's loop: α step on the search batch, w step on the train batch
+            s._arch_step(xt, yt, xs, ys, 0.025)
+            s.optimizer.zero_grad(set_to_none=True)
+            loss = s._loss(xt, yt, s.weights(detach=True))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(s.net.parameters(), 5.0)
+            s.optimizer.step()
+
+    step()  # warm-up: optimiser state and gradients exist before the measured step
+    params_mb = sum(p.numel() * p.element_size() for p in s.net.parameters()) / 2**20
+    t0 = time.perf_counter()
+    step()
+    step_seconds = time.perf_counter() - t0
+    pm = measure_peak(step, device="cpu", rss=True)
+    print(json.dumps({"method": method, "profiler_peak_mb": pm.peak_mb, "rss_peak_increase_mb": (pm.rss_peak_bytes or 0) / 2**20,
+                      "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "params_mb": params_mb,
+                      "step_seconds": step_seconds}))
+
+
+def measure_memory(cache: Path) -> dict:
+    path = cache / f"memory-C{MEMORY['C']}-L{MEMORY['layers']}-b{MEMORY['batch_size']}-K{MEMORY['K']}.json"
+
+    def child(method):
+        p = subprocess.run([sys.executable, __file__, "--memory-child", method], capture_output=True, text=True)
+        if p.returncode:
+            raise SystemExit(f"memory measurement of {method} failed:\n{p.stderr[-3000:]}")
+        return json.loads(p.stdout.strip().splitlines()[-1])
+
+    out = _cached(path, lambda: {m: child(m) for m in ("parsec", "darts-1st")})
+    if "baseline" not in out:
+        out["baseline"] = child("baseline")
+        path.write_text(json.dumps(out, indent=1))
+    for m in ("parsec", "darts-1st"):  # max RSS of the step's process above the no-network baseline
+        out[m]["max_rss_above_baseline_mb"] = out[m]["max_rss_mb"] - out["baseline"]["max_rss_mb"]
+    return out
+
+
+# -- main ---------------------------------------------------------------------------------------------------------
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--train-epochs", type=int, default=5)
+    ap.add_argument("--randoms", type=int, default=10)
+    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--memory-only", action="store_true", help="measure (and cache) the memory figures, then stop")
+    ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child)
+        return
+
+    import torch
+
+    torch.set_num_threads(1)
+    from nasagent.spaces.darts import DartsSpace
+
+    if args.memory_only:
+        print(json.dumps(measure_memory(CACHE_DIR / "parsec_digits"), indent=1))
+        return
+    data = _data()
+    tag = f"K{TASK['K']}-C{TASK['C']}-L{TASK['layers']}-b{TASK['batch_size']}-lr{TASK['lr']}-a{TASK['arch_lr']}-e{args.epochs}"
+    cache = CACHE_DIR / "parsec_digits" / tag / f"t{args.train_epochs}-lr{TRAIN['lr']}"
+    rcache = CACHE_DIR / "parsec_digits" / f"random-t{args.train_epochs}-lr{TRAIN['lr']}-C{TRAIN['C']}-L{TRAIN['layers']}"
+    rcache.mkdir(parents=True, exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+    recs: dict[str, list] = {"parsec": [], "darts-1st": []}
+    for seed in range(args.seeds):
+        p = run_parsec(seed, args.epochs, args.train_epochs, data, cache)
+        d = run_darts(seed, p["search_seconds"], args.epochs, args.train_epochs, data, cache)
+        recs["parsec"].append(p)
+        recs["darts-1st"].append(d)
+        print(f"seed {seed}: parsec {p['test_accuracy']:.2f} % ({p['search_seconds']:.0f} s), "
+              f"darts-1st {d['test_accuracy']:.2f} % ({d['epochs']} epochs)", flush=True)
+    sp = DartsSpace()
+    rng = np.random.default_rng(1234)
+    randoms = [run_random(i, sp.format(sp.sample(rng)), args.train_epochs, data, rcache) for i in range(args.randoms)]
+    rand_test = np.array([r["test_accuracy"] for r in randoms])
+    memory = {} if args.skip_memory else measure_memory(CACHE_DIR / "parsec_digits")
+
+    rows = []
+    pa = np.array([r["test_accuracy"] for r in recs["parsec"]])
+    da = np.array([r["test_accuracy"] for r in recs["darts-1st"]])
+    for method, acc in (("parsec", pa), ("darts-1st", da)):
+        m, se = mean_se(acc)
+        rows.append({"method": method, "metric": "test_accuracy_retrained", "value": m, "se": se, "n_seeds": len(acc),
+                     "samples": [float(a) for a in acc], "task": "digits16"})
+        secs = [r["search_seconds"] for r in recs[method]]
+        rows.append({"method": method, "metric": "search_seconds", "value": float(np.mean(secs)), "n_seeds": len(secs), "task": "digits16"})
+    rows.append({"method": "random", "metric": "test_accuracy_retrained_median", "value": float(np.median(rand_test)),
+                 "samples": rand_test.tolist(), "task": "digits16"})
+    rows.append({"method": "random", "metric": "test_accuracy_retrained_best", "value": float(rand_test.max()), "task": "digits16"})
+    for method, m in memory.items():
+        if method == "baseline":
+            rows.append({"method": "no-network", "metric": "max_rss_mb", "value": m["max_rss_mb"], "task": "digits16"})
+            continue
+        rows.append({"method": method, "metric": "max_rss_above_baseline_mb", "value": m["max_rss_above_baseline_mb"], "task": "digits16"})
+        rows.append({"method": method, "metric": "profiler_peak_mb_per_step", "value": m["profiler_peak_mb"], "task": "digits16"})
+        rows.append({"method": method, "metric": "rss_peak_increase_mb_per_step", "value": m["rss_peak_increase_mb"], "task": "digits16"})
+        rows.append({"method": method, "metric": "max_rss_mb", "value": m["max_rss_mb"], "task": "digits16"})
+    verdicts = {
+        "parsec_vs_darts": beats(pa, da, lower_is_better=False),
+        "parsec_vs_random_median": beats(pa, np.full_like(pa, np.median(rand_test)), lower_is_better=False),
+    }
+    if memory:
+        verdicts["memory_ratio_profiler"] = memory["parsec"]["profiler_peak_mb"] / memory["darts-1st"]["profiler_peak_mb"]
+        verdicts["memory_ratio_rss_increase"] = memory["parsec"]["rss_peak_increase_mb"] / max(1e-9, memory["darts-1st"]["rss_peak_increase_mb"])
+        verdicts["memory_ratio_max_rss_above_baseline"] = (memory["parsec"]["max_rss_above_baseline_mb"]
+                                                          / memory["darts-1st"]["max_rss_above_baseline_mb"])
+        verdicts["memory_goal_met"] = verdicts["memory_ratio_profiler"] <= 1 / 3
+    histories = [r["history"] for r in recs["parsec"]]
+    extra = {
+        "config": {"task": TASK, "retrain": {**TRAIN, "epochs": args.train_epochs, "seed": 0}, "search_epochs": args.epochs,
+                   "seeds": args.seeds, "randoms": args.randoms, "memory": MEMORY},
+        "verdicts": verdicts,
+        "memory": memory,
+        "entropy": [[h["entropy"] for h in hist] for hist in histories],
+        "mode_val_accuracy": [[h["mode_val_accuracy"] for h in hist] for hist in histories],
+        "ess": [[h["ess"] for h in hist] for hist in histories],
+        "cells": {m: [r["arch"] for r in recs[m]] for m in recs},
+        "darts_epochs_in_same_seconds": [r["epochs"] for r in recs["darts-1st"]],
+        "wall_seconds": time.time() - t_start,
+        "scale_down": __doc__.split("Scale-down vs the paper")[1].split("\n\n")[0].strip(),
+    }
+    write_results("parsec_digits", rows, extra=extra, machine=machine_info(threads=1))
+    _plot(histories, pa, da, rand_test, memory, RESULTS_DIR / "parsec_digits.png")
+    print(json.dumps(verdicts, indent=1))
+
+
+def _plot(histories, pa, da, rand_test, memory, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nasagent.evaluation.parsec_distribution import CellDistribution
+
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
+    for s, hist in enumerate(histories):
+        ax[0].plot([h["epoch"] for h in hist], [h["entropy"] for h in hist], marker="o", label=f"seed {s}")
+    ax[0].axhline(CellDistribution().max_entropy(), color="grey", ls="--", label="uniform π")
+    ax[0].set(xlabel="search epoch", ylabel="entropy of p(α|π) (nats)", title="PARSEC: entropy of π")
+    ax[0].legend()
+    groups = [pa, da, rand_test]
+    ax[1].boxplot(groups, showmeans=True)
+    ax[1].set_xticks([1, 2, 3], ["parsec", "darts-1st", "random cells"])
+    ax[1].set(ylabel="test accuracy (%), retrained", title="digits16, cells retrained from scratch")
+    if memory:
+        names = ["parsec", "darts-1st"]
+        ax[2].bar(names, [memory[n]["profiler_peak_mb"] for n in names], color=["tab:blue", "tab:orange"])
+        ax[2].set(ylabel="MiB (torch.profiler peak)", title="peak memory of one search step (C=16, 8 cells)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()

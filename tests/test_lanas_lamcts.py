@@ -1,0 +1,345 @@
+"""LaNAS and LA-MCTS: tree invariants, region samplers, local solvers, budget accounting, the drop-in APIs
+(``minimize`` and the Optuna sampler), the control tasks and bad input. Budgets are tiny: these check
+behaviour, the benchmarks in ``benchmarks/lanas_*.py`` / ``lamcts_*.py`` measure performance."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from nasagent.api import search
+from nasagent.core import NasagentError, Result
+from nasagent.registry import make_benchmark, make_space, make_strategy
+from nasagent.strategies.lamcts import LAMCTSOptimizer, minimize
+from nasagent.strategies.lamcts_tree import PartitionTree, Region, sample_region
+from nasagent.strategies.lanas import LaNAS
+from nasagent.strategies.partition import pick, resolve_cp, ucb_score
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch = pytest.importorskip("torch")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _drive(strategy, score, n):
+    """Ask/tell ``n`` times with ``score(arch) -> float``; returns the proposed architectures."""
+    archs = []
+    for _ in range(n):
+        t = strategy.ask()
+        archs.append(t.arch)
+        strategy.tell(t, Result(metrics={"v": score(t.arch)}, score=score(t.arch)))
+    return archs
+
+
+# -- shared UCB ------------------------------------------------------------------------------------------------------
+def test_ucb_formulas_and_tie_breaks():
+    assert ucb_score(0.5, 0, 10, 1.0) == math.inf
+    assert ucb_score(0.5, 4, 10, 0.0) == 0.5  # C_p = 0: the mean, i.e. greedy
+    assert ucb_score(0.5, 4, 16, 1.0, "log") == pytest.approx(0.5 + 2 * math.sqrt(2 * math.log(16) / 4))
+    assert ucb_score(0.5, 4, 16, 1.0, "sqrt") == pytest.approx(0.5 + 2 * math.sqrt(2 * 4 / 4))
+    rng = np.random.default_rng(0)
+    assert {pick([1.0, 1.0], rng) for _ in range(50)} == {0, 1}
+    assert pick([0.0, 2.0], rng) == 1
+    # the auto rule scales with the spread when the best value is ~0 (never collapses to greedy)
+    assert resolve_cp("auto", [-3.0, -1e-9]) == pytest.approx(0.3)
+    with pytest.raises(NasagentError, match="cp"):
+        resolve_cp(-1, [])
+
+
+# -- LaNAS ---------------------------------------------------------------------------------------------------------
+def test_lanas_leaves_partition_samples_and_regions_match_routing(nb201):
+    strat = LaNAS(nb201.space, seed=1, height=4, n_init=40, n_select=5, cp=1.0)
+    value = lambda a: nb201(a).metrics[nb201.default_metric]  # noqa: E731
+    _drive(strat, value, 60)
+    strat.learn()
+    E = np.stack(strat.encodings)
+    leaves = [r for r in strat.tree_dump() if r["leaf"]]
+    assert sum(r["n"] for r in leaves) == len(E)  # the leaves partition the data
+    for r in leaves:  # a leaf's path constraints select exactly the samples routed to it
+        node, path = r["id"], []
+        while node:
+            parent = (node - 1) // 2
+            path.insert(0, (parent, 0 if node == 2 * parent + 1 else 1))
+            node = parent
+        assert int(strat.in_region(E, path).sum()) == r["n"]
+    # the good (left) side of the root holds the better samples on average
+    rows = {r["id"]: r for r in strat.tree_dump()}
+    assert rows[1]["mean"] > rows[2]["mean"]
+
+
+def test_lanas_greedy_descends_to_better_child(nb201):
+    strat = LaNAS(nb201.space, seed=0, height=4, n_init=30, cp=0.0)
+    _drive(strat, lambda a: nb201(a).metrics[nb201.default_metric], 40)
+    strat.learn()
+    leaf, path = strat.select()
+    for node, side in path:
+        kids = (2 * node + 1, 2 * node + 2)
+        means = [strat._mean(k) if strat.visits[k] else math.inf for k in kids]
+        assert means[side] == max(means)
+
+
+def test_lanas_valid_unique_and_better_than_random(nb201):
+    regrets = {"lanas": [], "random": []}
+    for seed in range(3):
+        for name, opts in (("lanas", {"n_init": 10, "n_select": 5, "cp": 1.0}), ("random", {})):
+            run = search("nb201", name, budget=150, seed=seed, strategy_options=opts, plot=False)
+            regrets[name].append(run.optimum - run.best_value)
+    assert np.mean(regrets["lanas"]) < np.mean(regrets["random"])
+    strat = make_strategy("lanas", nb201.space, seed=0, sampler="rejection", n_init=5)
+    archs = _drive(strat, lambda a: nb201(a).metrics[nb201.default_metric], 30)
+    assert len({nb201.space.key(a) for a in archs}) == 30
+    for a in archs:
+        nb201.space.validate(a)
+
+
+@pytest.mark.parametrize("space_name", ["darts", "nb101", "nbgraph"])
+def test_lanas_works_on_other_nas_spaces(space_name):
+    space = make_space(space_name)
+    strat = LaNAS(space, seed=0, height=3, n_init=6, n_select=3, max_tries=2000)
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=np.asarray(space.encode(space.sample(rng))).size)
+    archs = _drive(strat, lambda a: float(np.asarray(space.encode(a)) @ w), 14)
+    assert strat.learned and strat.split[0]
+    for a in archs:
+        space.validate(a)
+
+
+def test_lanas_score_fn_hook_ranks_candidates(nb201):
+    calls = []
+
+    def score_fn(archs):
+        calls.append(len(archs))
+        return [nb201(a).metrics[nb201.default_metric] for a in archs]
+
+    strat = LaNAS(nb201.space, seed=0, height=3, n_init=5, n_candidates=8, score_fn=score_fn)
+    archs = _drive(strat, lambda a: nb201(a).metrics[nb201.default_metric], 12)
+    assert calls and max(calls) == 8
+    # the hook chooses the best of its candidates: search-phase picks beat the random initial ones on average
+    vals = [nb201(a).metrics[nb201.default_metric] for a in archs]
+    assert np.mean(vals[5:]) > np.mean(vals[:5])
+
+
+def test_lanas_bad_input(nb201):
+    with pytest.raises(NasagentError, match="height"):
+        LaNAS(nb201.space, height=0)
+    with pytest.raises(NasagentError, match="preset"):
+        LaNAS(nb201.space, preset="nope")
+    with pytest.raises(NasagentError, match="score_fn"):
+        LaNAS(nb201.space, score_fn=3)
+    with pytest.raises(NasagentError, match="continuous boxes"):
+        make_strategy("lamcts", nb201.space)
+
+
+# -- LA-MCTS partition tree ------------------------------------------------------------------------------------------
+def _toy(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-2, 2, size=(n, 2))
+    f = -np.sum((X - 0.7) ** 2, axis=1)
+    return X, f
+
+
+def _path_to(tree, node):
+    path = []
+    while node.parent is not None:
+        parent = tree.nodes[node.parent]
+        path.insert(0, (parent.svm, parent.kids.index(node.id)))
+        node = parent
+    return Region(tree.lower, tree.upper, path)
+
+
+def test_partition_tree_invariants():
+    X, f = _toy()
+    lo, hi = np.full(2, -2.0), np.full(2, 2.0)
+    tree = PartitionTree(X, f, lo, hi, leaf_size=15, assign="svm", seed=0)
+    assert tree.n_splits >= 2
+    leaves = [n for n in tree.nodes if n.leaf]
+    assert sum(n.n for n in leaves) == len(f)
+    for n in tree.nodes:
+        if not n.leaf:
+            good, bad = (tree.nodes[k] for k in n.kids)
+            assert good.mean > bad.mean
+    for leaf in leaves:  # with SVM assignment the region test reproduces the routing exactly
+        assert int(_path_to(tree, leaf).contains(X).sum()) == leaf.n
+    # greedy selection (C_p = 0) goes to the better child at every level
+    node, region = tree.select(0.0, np.random.default_rng(0))
+    cur = tree.nodes[0]
+    for _, side in region.path:
+        kids = [tree.nodes[k] for k in cur.kids]
+        assert kids[side].mean == max(k.mean for k in kids)
+        cur = kids[side]
+    # a constant objective is not splittable: the guard stops the loop
+    assert PartitionTree(X, np.ones(len(X)), lo, hi, leaf_size=5).n_splits == 0
+
+
+@pytest.mark.parametrize("method", ["rejection", "cube", "hit-and-run"])
+def test_region_samplers_stay_inside(method):
+    X, f = _toy()
+    tree = PartitionTree(X, f, np.full(2, -2.0), np.full(2, 2.0), leaf_size=20, seed=0)
+    _, region = tree.select(0.0, np.random.default_rng(0))
+    inside = X[region.contains(X)]
+    pts, how = sample_region(region, 40, np.random.default_rng(1), method=method, centres=inside)
+    assert how == "region" and len(pts) > 0
+    assert region.contains(pts).all()
+    assert ((pts >= -2) & (pts <= 2)).all()
+
+
+def test_empty_region_falls_back_to_parent():
+    class Never:
+        def predict(self, X):
+            return np.ones(len(X), dtype=int)
+
+    region = Region(np.zeros(2), np.ones(2), [(Never(), 0)])
+    pts, how = sample_region(region, 5, np.random.default_rng(0), method="rejection", max_draws=500)
+    assert len(pts) == 5 and how == "ancestor at depth 0"
+
+
+# -- LA-MCTS optimiser and the drop-in minimize ---------------------------------------------------------------------------
+def _sphere(x):
+    return float(np.sum((np.asarray(x) - 0.5) ** 2))
+
+
+def test_minimize_counts_every_evaluation_and_improves():
+    calls = []
+
+    def fun(x):
+        calls.append(1)
+        return None if len(calls) % 7 == 0 else _sphere(x)  # every 7th evaluation fails
+
+    r = minimize(fun, [(-2, 2)] * 3, budget=42, seed=0, solver="random", n_init=10, leaf_size=8)
+    assert len(calls) == r.nfev == 42 and r.nfail == 6
+    assert r.fun == pytest.approx(_sphere(r.x))
+    assert r.fun < np.min(r.history_y[:10])  # better than its initial design
+    assert r.optimizer.history and r.optimizer.history[-1]["splits"] >= 1
+    calls.clear()
+    again = minimize(fun, [(-2, 2)] * 3, budget=42, seed=0, solver="random", n_init=10, leaf_size=8)
+    assert np.allclose(again.x, r.x)  # seeded
+
+
+@pytest.mark.parametrize("solver", ["turbo", "cmaes", "bo"])
+def test_local_solvers_inside_lamcts(solver):
+    opts = {"turbo": {"local_n_init": 4}, "cmaes": {}, "bo": {}}[solver]
+    budget = {"turbo": 28, "cmaes": 40, "bo": 20}[solver]
+    r = minimize(_sphere, [(-2, 2)] * 3, budget=budget, seed=0, solver=solver, n_init=12, leaf_size=6, **opts)
+    assert r.nfev == budget
+    assert r.fun < np.min(r.history_y[:12])
+
+
+def test_batch_asks_before_tells():
+    opt = LAMCTSOptimizer([-1, -1], [1, 1], seed=0, solver="turbo", n_init=6, local_n_init=3, batch_size=4, leaf_size=4)
+    for _ in range(5):
+        batch = [opt.ask() for _ in range(4)]  # four workers, then their results
+        for x in batch:
+            assert x.shape == (2,) and (np.abs(x) <= 1).all()
+            opt.tell(x, -_sphere(x))
+    assert len(opt.f) == 20 and not opt.pending
+
+
+def test_lamcts_bad_input():
+    with pytest.raises(NasagentError, match="low >= high"):
+        LAMCTSOptimizer([0, 1], [1, 1])
+    opt = LAMCTSOptimizer([0, 0], [1, 1], minimize=True)
+    x = opt.ask()
+    with pytest.raises(NasagentError, match="non-finite"):
+        opt.tell(x, float("nan"))
+    with pytest.raises(NasagentError, match="dimensions"):
+        opt.tell([0.5, 0.5, 0.5], 1.0)
+    with pytest.raises(NasagentError, match="solver"):
+        LAMCTSOptimizer([0], [1], solver="adam")
+    with pytest.raises(NasagentError, match="fun returned"):
+        minimize(lambda x: float("inf"), [(0, 1)], budget=3)
+    with pytest.raises(NasagentError, match="bounds"):
+        minimize(_sphere, [0, 1], budget=3)
+    with pytest.raises(NasagentError, match="no option 'leafsize'"):
+        make_strategy("lamcts", make_space("box-2"), leafsize=3)
+
+
+def test_lamcts_strategy_through_the_runner():
+    run = search("ackley-4", "lamcts", budget=40, seed=0, plot=False,
+                 strategy_options={"solver": "random", "n_init": 10, "leaf_size": 8})
+    assert run.samples == 40 and run.best_value < 12
+    run2 = search("ackley-4", "cmaes", budget=20, seed=0, plot=False)
+    assert run2.samples == 20
+
+
+# -- Optuna sampler ---------------------------------------------------------------------------------------------------
+def test_optuna_sampler_floats_joint_others_independent():
+    optuna = pytest.importorskip("optuna")
+    from nasagent.integrations.optuna import LAMCTSSampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def objective(trial):
+        x = trial.suggest_float("x", -3, 3)
+        lr = trial.suggest_float("lr", 1e-4, 1.0, log=True)
+        kind = trial.suggest_categorical("kind", ["a", "b"])
+        return -((x - 1) ** 2) - (math.log10(lr) + 2) ** 2 - (kind == "b")
+
+    sampler = LAMCTSSampler(seed=0, solver="random", n_init=8, leaf_size=6)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.enqueue_trial({"x": 0.0, "lr": 0.5, "kind": "a"})
+    study.optimize(objective, n_trials=30)
+    assert sampler._names == ("lr", "x")  # the categorical stays with the independent sampler
+    assert len(sampler._opt.f) == 30  # every completed trial reached LA-MCTS, the enqueued one included
+    lrs = [t.params["lr"] for t in study.trials]
+    assert min(lrs) >= 1e-4 and max(lrs) <= 1.0
+    assert study.best_value > -1.5
+    with pytest.raises(NasagentError, match="sets 'minimize'"):
+        LAMCTSSampler(minimize=True)
+
+
+# -- control tasks ----------------------------------------------------------------------------------------------------
+def test_rover_reward_is_deterministic_and_prefers_a_direct_path():
+    rover = make_benchmark("rover-60")
+    rng = np.random.default_rng(0)
+    x = rover.space.sample(rng)
+    assert rover(x).metrics["reward"] == rover(x).metrics["reward"]
+    t = np.linspace(0.05, 0.95, 30)
+    straight = (np.repeat(t, 2) + 0.1) / 1.2  # control points on the diagonal, in the [0, 1] parameterisation
+    randoms = [rover(rover.space.sample(rng)).metrics["reward"] for _ in range(10)]
+    assert rover(tuple(straight)).metrics["reward"] > max(randoms)
+    assert rover(tuple(straight)).metrics["reward"] <= 5.0
+    assert math.isfinite(rover((0.5,) * 60).metrics["reward"])  # coincident control points
+    with pytest.raises(NasagentError, match="rover dimension"):
+        make_benchmark("rover-7")
+    with pytest.raises(NasagentError, match="takes 60"):
+        rover((0.5,) * 3)
+
+
+@pytest.mark.parametrize("task,dim", [("lunar", 12), ("swimmer", 16), ("hopper", 33)])
+def test_gym_tasks_build_and_evaluate(task, dim):
+    pytest.importorskip("gymnasium")
+    bench = make_benchmark(task, episodes=1, max_steps=30)
+    assert bench.dim == dim
+    x = bench.space.sample(np.random.default_rng(0))
+    try:
+        r1 = bench(x).metrics["reward"]
+    except NasagentError as e:  # gymnasium without box2d / mujoco
+        pytest.skip(str(e))
+    r2 = bench(x).metrics["reward"]
+    assert math.isfinite(r1) and r1 == r2  # fixed episode seeds
+    with pytest.raises(NasagentError, match="episodes"):
+        make_benchmark(task, episodes=0)
+
+
+# -- snapshots ---------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name,space_name,opts", [
+    ("lanas", "nb201", {"height": 3, "n_init": 5, "n_select": 3}),
+    ("lamcts", "box-3", {"solver": "turbo", "n_init": 8, "local_n_init": 4, "leaf_size": 6}),
+])
+def test_snapshot_resumes_identically(name, space_name, opts):
+    import pickle
+
+    space = make_space(space_name)
+    score = (lambda a: float(np.asarray(space.encode(a)).sum())) if name == "lanas" else (lambda a: -_sphere(a))
+    a = make_strategy(name, space, seed=3, **opts)
+    _drive(a, score, 14)
+    b = make_strategy(name, space, seed=99, **opts)
+    b.load_state_dict(pickle.loads(pickle.dumps(a.state_dict())))
+    xa, xb = _drive(a, score, 4), _drive(b, score, 4)
+    assert [space.key(x) for x in xa] == [space.key(x) for x in xb]
