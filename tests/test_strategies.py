@@ -83,3 +83,9 @@ def test_every_registered_strategy_runs_a_short_search(nb201):
             continue  # a strategy for another kind of space
         res = Runner(S, nb201, strat, Objective("accuracy"), Budget(evaluations=15)).run()
         assert res.samples == 15, name
+
+
+@pytest.mark.parametrize("name", ["q-learning", "reinforce", "alphax"])
+def test_sequential_strategies_on_a_box_name_the_spaces_that_work(name):
+    with pytest.raises(NasagentError, match="spaces that have one: nb201"):
+        make_strategy(name, BoxSpace([0.0] * 3, [1.0] * 3), seed=0)

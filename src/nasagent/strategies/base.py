@@ -40,8 +40,8 @@ class Strategy(ABC):
 
     def _check_space(self) -> None:
         if "sequential" in self.requires and not getattr(self.space, "sequential", False):
-            self.space._not_sequential()  # raises with the list of spaces that work
-            raise NasagentError(f"{type(self).__name__} needs a space with the sequential interface")
+            err = self.space._not_sequential() if hasattr(self.space, "_not_sequential") else None
+            raise err or NasagentError(f"{type(self).__name__} needs a space with the sequential interface")
         if "neighbors" in self.requires:
             try:
                 self.space.neighbors(self.space.sample(np.random.default_rng(0)))
