@@ -216,10 +216,6 @@ class Journal:
             durable=False,
         )
 
-    def commit(self) -> None:
-        """Make everything written so far durable (the runner calls it when it stops or reports)."""
-        self._commit()
-
     def record_snapshot(self, state: dict) -> None:
         blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
         self._begin()
