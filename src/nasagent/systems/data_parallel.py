@@ -14,6 +14,8 @@ Backend "gloo" on CPU; "nccl" with one GPU per worker when ``device="cuda"``.
 
 from __future__ import annotations
 
+import copy
+
 import os
 import socket
 import time
@@ -136,7 +138,10 @@ def _train(rank: int, port: int, build_model, data, config: DPConfig) -> dict:
     try:
         device = torch.device(f"cuda:{rank}" if config.device.startswith("cuda") else "cpu")
         torch.manual_seed(config.seed)
-        model = build_model().to(device)
+        # A ``functools.partial`` holding built modules reaches every worker through torch's multiprocessing
+        # pickler, which puts their tensors in shared memory: without a private copy all workers would step the
+        # same parameters in place, racing each other.
+        model = copy.deepcopy(build_model()).to(device)
         n_params = sum(p.numel() for p in model.parameters())
         ddp = DistributedDataParallel(model, device_ids=[rank] if device.type == "cuda" else None, bucket_cap_mb=config.bucket_cap_mb)
         state = None
