@@ -38,6 +38,7 @@ PREDICTORS = {
     "rf": ("rf", {"n_estimators": 100}),
     "gbdt": ("gbdt", {}),
     "gp": ("gp", {}),
+    "gp-hamming": ("gp-hamming", {}),
 }
 TIMED = {
     "gcn": ("gcn", FAST_GCN),
@@ -50,6 +51,7 @@ TIMED = {
     "rf": ("rf", {}),
     "gbdt": ("gbdt", {}),
     "gp": ("gp", {}),
+    "gp-hamming": ("gp-hamming", {}),
 }
 METRICS = ("kendall_tau", "spearman_rho", "precision_top5")
 

@@ -367,3 +367,69 @@ def test_snapshot_round_trip_continues_identically(mode, nb201):
     b = make_strategy("neural-predictor", S, seed=99, **opts)
     b.load_state_dict(snap)
     assert [S.key(t.arch) for t in _drive(b, nb201, 10)] == tail_a
+
+
+# -- gp-hamming: the overlap-kernel GP that drives the fast BO configuration ---------------------------------
+def test_gp_hamming_kernel_counts_differing_choices(table):
+    archs = [("nor_conv_3x3",) * 6, ("nor_conv_3x3",) * 5 + ("skip_connect",), ("none",) * 3 + ("nor_conv_3x3",) * 3]
+    gp = make_predictor("gp-hamming", S, length_scale=2.0)
+    X = gp.featurize(archs)
+    K = gp._kernel(X, X)
+    assert np.allclose(np.diag(K), 1.0)
+    assert np.isclose(K[0, 1], np.exp(-1 / 2.0)) and np.isclose(K[0, 2], np.exp(-3 / 2.0))
+    assert np.allclose(K, np.exp(-np.abs(X[:, None] - X[None]).sum(-1) / 4.0))  # the cdist path agrees
+
+
+def test_gp_hamming_interpolates_and_is_uncertain_away_from_data(table):
+    archs, y = _sample(table, 60, 21)
+    gp = make_predictor("gp-hamming", S).fit(archs, y)
+    assert kendall_tau(y, gp.predict(archs)) > 0.95  # near-noiseless: reproduces the training order
+    far, _ = _sample(table, 300, 22)
+    seen = {S.key(a) for a in archs}
+    far = [a for a in far if S.key(a) not in seen]
+    assert gp.predict_std(archs).mean() < 0.5 * gp.predict_std(far).mean()
+    ei_seen, ei_far = gp.expected_improvement(archs), gp.expected_improvement(far)
+    assert np.sort(ei_seen)[-2] < 1e-4  # no improvement expected at evaluated cells (the incumbent keeps its noise sd)
+    assert (ei_far > 1e-4).mean() > 0.5
+
+
+def test_gp_hamming_rank_targets_make_it_invariant_to_monotone_relabelling(table):
+    archs, y = _sample(table, 40, 23)
+    cands, _ = _sample(table, 200, 24)
+    a = make_predictor("gp-hamming", S).fit(archs, y).expected_improvement(cands)
+    b = make_predictor("gp-hamming", S).fit(archs, np.exp(y / 10.0)).expected_improvement(cands)
+    assert np.allclose(a, b)
+    c = make_predictor("gp-hamming", S, target="standard").fit(archs, np.exp(y / 10.0)).expected_improvement(cands)
+    assert not np.allclose(a, c)
+
+
+def test_gp_hamming_bad_input(table):
+    archs, y = _sample(table, 5, 25)
+    with pytest.raises(NotFittedError, match="fitted"):
+        make_predictor("gp-hamming", S).expected_improvement(archs)
+    with pytest.raises(NasagentError, match="length_scale"):
+        make_predictor("gp-hamming", S, length_scale=0.0)
+    with pytest.raises(NasagentError, match="another space"):
+        make_predictor("gp-hamming", S).fit([NB101Space().sample(np.random.default_rng(0))] * 3, [1.0, 2.0, 3.0])
+
+
+def test_gp_expected_improvement_search_finds_the_top_of_nb201_fast(nb201, table):
+    """The shipped BO configuration: whole-table EI, one proposal per refit, 10 random starts."""
+    top = np.quantile(table[1], 0.999)  # the 16 best of 15,625 cells
+    strat = make_strategy("neural-predictor", S, seed=0, mode="bo")
+    assert (strat.predictor, strat.acquisition, strat.batch, strat.random_candidates) == ("gp-hamming", "ei", 1, None)
+    trials = _drive(strat, nb201, 50)
+    assert strat.n_fits == 40 and [t.info["phase"] for t in trials[9:11]] == ["random", "ranked"]
+    assert max(nb201(t.arch).metrics["accuracy"] for t in trials) >= top
+    assert len(strat._candidates()) == S.size() - 50  # the whole unvisited table is scored
+
+
+def test_bo_mode_scores_neighbours_and_random_candidates_when_the_space_is_too_large(nb201):
+    strat = make_strategy("neural-predictor", S, seed=1, mode="bo", pool_size=1000)  # NB201 "does not enumerate"
+    _drive(strat, nb201, 15)
+    cands = strat._candidates()
+    assert 1000 <= len(cands) <= 1000 + 10 * 24
+    top = max(range(15), key=lambda i: strat.scores[i])
+    assert {S.key(a) for a in S.neighbors(strat.archs[top])} - strat.proposed <= {S.key(a) for a in cands}
+    with pytest.raises(NasagentError, match="random_candidates"):
+        make_strategy("neural-predictor", S, mode="bo", random_candidates=-3)

@@ -7,6 +7,11 @@ architectures, else ``pool_size`` random ones); (3) propose the pool in order of
 ranking is followed until the budget ends, refitting on everything seen once ``queue`` proposals are spent.
 The paper deploys the best evaluated architecture, which is what the runner reports.
 
+``mode="bo"`` is the iterative loop tuned for sample efficiency (Bayesian optimisation): the ``gp-hamming``
+predictor (a GP with an overlap kernel on the encoding and rank targets), expected improvement, one proposal
+per refit, and the whole unvisited space as candidates when it enumerates (else the iterative candidates below
+with 1,000 random ones). On the embedded NB201 table it is the best configuration shipped (docs/predictors.md).
+
 ``mode="iterative"`` refits after every ``batch`` proposals on everything evaluated so far and proposes the
 ``batch`` best candidates by an acquisition on the predictor's mean and spread (``its``: independent
 Thompson samples, BANANAS' default; ``ucb``; ``ei``; ``mean``). Spread needs a predictor with
@@ -29,15 +34,18 @@ import numpy as np
 from nasagent.core import NasagentError, Result, SpaceExhausted, Trial
 from nasagent.strategies.base import Proposal, Strategy
 
-MODES = ("oneshot", "iterative")
+MODES = ("oneshot", "iterative", "bo")
 ACQUISITIONS = ("its", "ucb", "ei", "mean")
 
 #: defaults per mode: oneshot is the paper's N = 172; iterative follows BANANAS (ensemble, Thompson sampling, 10 per
 #: refit). benchmarks/neural_predictor_nb201.py compares them on NB201 (docs/predictors.md).
 DEFAULTS = {
-    "oneshot": {"predictor": "gcn", "n_train": 172, "batch": None, "acquisition": "mean"},
-    "iterative": {"predictor": "gcn-ensemble", "n_train": 10, "batch": 10, "acquisition": "its"},
+    "oneshot": {"predictor": "gcn", "n_train": 172, "batch": None, "acquisition": "mean", "random_candidates": None},
+    "iterative": {"predictor": "gcn-ensemble", "n_train": 10, "batch": 10, "acquisition": "its", "random_candidates": 100},
+    "bo": {"predictor": "gp-hamming", "n_train": 10, "batch": 1, "acquisition": "ei", "random_candidates": None},
 }
+#: random candidates per refit in mode "bo" when the space is too large to score whole
+BO_RANDOM_CANDIDATES = 1000
 #: a fast GCN recipe for search (the reference recipe, width 144 and 300 epochs at lr 1e-4, costs ~8x more to fit)
 FAST_GCN = {"hidden": 64, "epochs": 100, "lr": 2e-3, "batch_size": 32, "weight_decay": 1e-4}
 
@@ -61,7 +69,7 @@ class NeuralPredictorSearch(Strategy):
         mutate_top: int = 10,
         queue: int = 1000,
         max_tries: int = 10_000,
-        random_candidates: int | None = 100,
+        random_candidates: int | None | str = "auto",
     ):
         super().__init__(space, seed)
         if mode not in MODES:
@@ -77,7 +85,10 @@ class NeuralPredictorSearch(Strategy):
         self.batch = int(batch if batch is not None else (d["batch"] or queue))
         self.acquisition = acquisition or d["acquisition"]
         self.kappa, self.mutate_top, self.queue_size, self.max_tries = kappa, mutate_top, queue, max_tries
-        self.random_candidates = random_candidates
+        # "auto": 100 random candidates per refit for iterative (BANANAS), the whole space for bo
+        self.random_candidates = d["random_candidates"] if random_candidates == "auto" else random_candidates
+        if self.random_candidates is not None and (not isinstance(self.random_candidates, int) or self.random_candidates < 0):
+            raise NasagentError(f"neural-predictor random_candidates must be an integer >= 0, None or 'auto', got {random_candidates!r}")
         if self.n_train < 2:
             raise NasagentError(f"neural-predictor n_train must be >= 2 (the predictor needs data), got {self.n_train}")
         if top_k is not None and top_k < 1:
@@ -101,6 +112,11 @@ class NeuralPredictorSearch(Strategy):
         self.n_fits = 0
         self.last_fit_size = 0
         self._pool = None
+
+    @property
+    def iterative(self) -> bool:
+        """Refit after every batch (oneshot ranks once, then follows the queue)."""
+        return self.mode in ("iterative", "bo")
 
     # -- building blocks -------------------------------------------------------------------------------
     def _new_predictor(self, k: int):
@@ -140,13 +156,13 @@ class NeuralPredictorSearch(Strategy):
         return self._pool or None
 
     def _candidates(self) -> list:
-        local = self.mode == "iterative" and self.random_candidates is not None
         pool = self._enumerated()
+        local = self.iterative and (self.random_candidates is not None or (self.mode == "bo" and pool is None))
         if pool is not None and not local:
             return [a for a in pool if self._fresh(a)]
         rng = np.random.default_rng([self.seed, 4, self.n_fits])
         seen: dict[str, object] = {}
-        if self.mode == "iterative" and self.mutate_top > 0 and self.archs:
+        if self.iterative and self.mutate_top > 0 and self.archs:
             for i in np.argsort(-np.asarray(self.scores), kind="stable")[: self.mutate_top]:
                 try:
                     nbrs = self.space.neighbors(self.archs[i])
@@ -154,7 +170,7 @@ class NeuralPredictorSearch(Strategy):
                     nbrs = [self.space.mutate(self.archs[i], rng) for _ in range(20)]
                 for a in nbrs:
                     seen.setdefault(self.space.key(a), a)
-        n_random = self.random_candidates if local else self.pool_size
+        n_random = (BO_RANDOM_CANDIDATES if self.random_candidates is None else self.random_candidates) if local else self.pool_size
         target = len(seen) + n_random
         for _ in range(n_random * 3):
             if len(seen) >= target:
@@ -175,7 +191,7 @@ class NeuralPredictorSearch(Strategy):
         mean = model.predict(cands)
         value = self._acquire(model, cands, mean)
         order = np.argsort(-value, kind="stable")  # ties keep pool order: deterministic, and indices not values
-        take = self.batch if self.mode == "iterative" else self.queue_size
+        take = self.batch if self.iterative else self.queue_size
         if self.top_k is not None and self.mode == "oneshot":
             take = min(take, self.top_k - self.n_ranked)
         self.ranking = [(cands[i], float(mean[i])) for i in order[:take]]
@@ -184,6 +200,8 @@ class NeuralPredictorSearch(Strategy):
     def _acquire(self, model, cands, mean: np.ndarray) -> np.ndarray:
         if self.acquisition == "mean":
             return mean
+        if self.acquisition == "ei" and hasattr(model, "expected_improvement"):
+            return model.expected_improvement(cands)  # the predictor knows its own units (gp-hamming)
         std = np.maximum(model.predict_std(cands), 1e-12)
         if self.acquisition == "ucb":
             return mean + self.kappa * std

@@ -30,6 +30,7 @@ PREDICTORS: dict[str, PredictorEntry] = {
     "rf": PredictorEntry(f"{_P}.sklearn_models:RandomForestPredictor", {}, "random forest on the flat encoding (scikit-learn)"),
     "gbdt": PredictorEntry(f"{_P}.sklearn_models:GradientBoostingPredictor", {}, "gradient-boosted trees on the flat encoding"),
     "gp": PredictorEntry(f"{_P}.sklearn_models:GPPredictor", {}, "Gaussian process (RBF + noise) on the flat encoding"),
+    "gp-hamming": PredictorEntry(f"{_P}.gp:HammingGPPredictor", {}, "GP, overlap kernel on the encoding, rank targets (fast BO)"),
     "tuned": PredictorEntry(f"{_P}.selection:TunedPredictor", {}, "any predictor with its grid chosen by 10 one-third hold-outs"),
 }
 
