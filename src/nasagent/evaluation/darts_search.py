@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +28,8 @@ import numpy as np
 from nasagent.core import Budget, NasagentError
 from nasagent.evaluation.datasets import Dataset
 from nasagent.evaluation.networks import _torch
-from nasagent.evaluation.oneshot import fit_limits
-from nasagent.evaluation.train import TrainSettings, _atomic_save, batch_order, check_loss, cosine_lr, pick_device, sgd
+from nasagent.evaluation.oneshot import Epoch, fit_limits, run_epochs
+from nasagent.evaluation.train import TrainSettings, _atomic_save, check_loss, pick_device, sgd
 
 
 class _Relaxation:
@@ -258,40 +257,28 @@ class DartsSearch:
         self.arch_optimizer.step()
 
     def fit(self, data: Dataset, budget: Budget | int, checkpoint_dir: Path | None = None) -> None:
-        torch = _torch()
-        epochs, seconds = fit_limits(budget)
         self._setup(data)
         ck = Path(checkpoint_dir) / "darts.pt" if checkpoint_dir else None
-        if ck is not None and ck.exists():
-            self._load(ck)
-        total = epochs if epochs is not None else self.settings.epochs
-        xtr = torch.from_numpy(data.x_train).to(self.device)
-        ytr = torch.from_numpy(data.y_train).to(self.device)
-        while self.epoch < total and (seconds is None or self.seconds < seconds):
-            t0 = time.perf_counter()
-            lr = cosine_lr(self.settings, self.epoch, total)
-            for g in self.optimizer.param_groups:
-                g["lr"] = lr
-            w_batches = batch_order(len(self._w_idx), self.settings.batch_size, [self.seed, 72], self.epoch)
-            a_batches = batch_order(len(self._a_idx), self.settings.batch_size, [self.seed, 73], self.epoch)
-            self.net.train()
-            losses = []
-            for step, (bw, ba) in enumerate(zip(w_batches, a_batches, strict=False)):
-                iw = torch.from_numpy(self._w_idx[bw]).to(self.device)
-                ia = torch.from_numpy(self._a_idx[ba]).to(self.device)
-                self._arch_step(xtr[iw], ytr[iw], xtr[ia], ytr[ia], lr)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss = self._loss(xtr[iw], ytr[iw], self.weights(detach=True))
-                check_loss(loss.detach(), self.epoch, step, lr)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.settings.grad_clip or 5.0)
-                self.optimizer.step()
-                losses.append(float(loss.detach()))
-            self.epoch += 1
-            self.seconds += time.perf_counter() - t0
-            self.history.append({"epoch": self.epoch, "train_loss": float(np.mean(losses)), "arch": self.space.format(self.derive())})
-            if ck is not None:
-                self._save(ck)
+        run_epochs(self, data, budget, ck, [(self._w_idx, 72), (self._a_idx, 73)], self._train_epoch,
+                   lambda ep, losses: {"epoch": self.epoch, "train_loss": float(np.mean(losses)), "arch": self.space.format(self.derive())})
+
+    def _train_epoch(self, ep: Epoch) -> list[float]:
+        """Alternate an architecture step (on the α split) and a weight step (on the w split) per batch pair."""
+        torch = _torch()
+        self.net.train()
+        losses = []
+        for step, (bw, ba) in enumerate(ep.batches):
+            iw = torch.from_numpy(self._w_idx[bw]).to(self.device)
+            ia = torch.from_numpy(self._a_idx[ba]).to(self.device)
+            self._arch_step(ep.x[iw], ep.y[iw], ep.x[ia], ep.y[ia], ep.lr)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self._loss(ep.x[iw], ep.y[iw], self.weights(detach=True))
+            check_loss(loss.detach(), self.epoch, step, ep.lr)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.settings.grad_clip or 5.0)
+            self.optimizer.step()
+            losses.append(float(loss.detach()))
+        return losses
 
     def validation_loss(self, data: Dataset | None = None) -> float:
         """Cross-entropy of the α-weighted mixture on the validation split (few-shot DARTS picks the lowest)."""

@@ -13,6 +13,9 @@ seconds. ``fit_limits`` turns a Budget into (epochs, seconds).
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -46,6 +49,59 @@ def fit_limits(budget: Budget | int | None) -> tuple[int | None, float | None]:
         None if budget.evaluations is None else int(math.ceil(budget.evaluations)),
         min(seconds) if seconds else None,
     )
+
+
+@dataclass
+class Epoch:
+    """One epoch of a weight-sharing search: its learning rate, the training split on the search's device, and
+    the epoch's batches (one index array per stream, zipped: a step gets one batch of each)."""
+
+    lr: float
+    x: object
+    y: object
+    batches: list[tuple]
+    started: float
+    seconds_limit: float | None
+    seconds_before: float
+
+    def out_of_time(self) -> bool:
+        """True once the wall-time budget is spent (a search may stop mid-epoch)."""
+        return self.seconds_limit is not None and self.seconds_before + time.perf_counter() - self.started >= self.seconds_limit
+
+
+def run_epochs(search, data, budget: Budget | int, checkpoint: Path | None, streams: list[tuple],
+               train: Callable[[Epoch], object], record: Callable[[Epoch, object], dict]) -> None:
+    """The resumable epoch loop DARTS and PARSEC share (call it after ``search._setup(data)``).
+
+    Restores ``checkpoint`` when it exists, then until the budget is spent: sets the cosine learning rate on
+    ``search.optimizer``, draws each stream's seeded batch order (``streams``: (index array, stream id) pairs,
+    so a resumed run draws the same batches), runs ``train(epoch)``, counts the epoch and its seconds, appends
+    ``record(epoch, what train returned)`` to the history and checkpoints. ``search`` provides ``settings``, ``seed``,
+    ``device``, ``optimizer``, ``epoch``, ``seconds``, ``history``, ``_save`` and ``_load``.
+    """
+    from nasagent.evaluation.networks import _torch
+    from nasagent.evaluation.train import batch_order, cosine_lr
+
+    torch = _torch()
+    epochs, seconds = fit_limits(budget)
+    if checkpoint is not None and checkpoint.exists():
+        search._load(checkpoint)
+    total = epochs if epochs is not None else search.settings.epochs
+    x = torch.from_numpy(data.x_train).to(search.device)
+    y = torch.from_numpy(data.y_train).to(search.device)
+    while search.epoch < total and (seconds is None or search.seconds < seconds):
+        started = time.perf_counter()
+        lr = cosine_lr(search.settings, search.epoch, total)
+        for group in search.optimizer.param_groups:
+            group["lr"] = lr
+        orders = [batch_order(len(idx), search.settings.batch_size, [search.seed, stream], search.epoch) for idx, stream in streams]
+        epoch = Epoch(lr, x, y, list(zip(*orders, strict=False)), started, seconds, search.seconds)
+        out = train(epoch)
+        search.epoch += 1
+        search.seconds += time.perf_counter() - started
+        search.history.append(record(epoch, out))
+        if checkpoint is not None:
+            search._save(checkpoint)
 
 
 class ProposedArchitectures(Strategy):

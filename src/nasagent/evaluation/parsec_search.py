@@ -40,7 +40,6 @@ after every epoch under ``checkpoint_dir/<stage>.pt``; a second ``fit`` with the
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +47,9 @@ import numpy as np
 from nasagent.core import Budget, NasagentError
 from nasagent.evaluation.datasets import Dataset
 from nasagent.evaluation.networks import _torch
-from nasagent.evaluation.oneshot import fit_limits
+from nasagent.evaluation.oneshot import Epoch, run_epochs
 from nasagent.evaluation.parsec_distribution import CellDistribution
-from nasagent.evaluation.train import TrainingDiverged, TrainSettings, _atomic_save, batch_order, cosine_lr, pick_device, sgd
+from nasagent.evaluation.train import TrainingDiverged, TrainSettings, _atomic_save, pick_device, sgd
 from nasagent.spaces.darts import OPS
 
 WEIGHTINGS = ("batch", "example", "mean")
@@ -204,41 +203,29 @@ class ParsecSearch:
 
     # -- the resumable loop -------------------------------------------------------------------------------------
     def fit(self, data: Dataset, budget: Budget | int, checkpoint_dir: Path | None = None) -> None:
-        torch = _torch()
-        epochs, seconds = fit_limits(budget)
         self._setup(data)
         ck = Path(checkpoint_dir) / f"{self.stage}.pt" if checkpoint_dir else None
-        if ck is not None and ck.exists():
-            self._load(ck)
-        total = epochs if epochs is not None else self.settings.epochs
-        xtr = torch.from_numpy(data.x_train).to(self.device)
-        ytr = torch.from_numpy(data.y_train).to(self.device)
-        while self.epoch < total and (seconds is None or self.seconds < seconds):
-            t0 = time.perf_counter()
-            lr = cosine_lr(self.settings, self.epoch, total)
-            for g in self.optimizer.param_groups:
-                g["lr"] = lr
-            t_batches = batch_order(len(self._t_idx), self.settings.batch_size, [self.seed, 2004], self.epoch)
-            s_batches = batch_order(len(self._s_idx), self.settings.batch_size, [self.seed, 2005], self.epoch)
-            self.net.train()
-            stats, skipped = [], []
-            for bt, bs in zip(t_batches, s_batches, strict=False):
-                it = torch.from_numpy(self._t_idx[bt]).to(self.device)
-                isb = torch.from_numpy(self._s_idx[bs]).to(self.device)
-                st = self.step(xtr[isb], ytr[isb], xtr[it], ytr[it])
-                (skipped if "skipped" in st else stats).append(st)
-                if seconds is not None and self.seconds + time.perf_counter() - t0 >= seconds:
-                    break
-            if not stats:
-                raise TrainingDiverged(
-                    f"PARSEC epoch {self.epoch + 1}: every step was skipped ({skipped[0]['skipped'] if skipped else 'no steps'}); "
-                    "lower the learning rate (lr=...) or keep gradient clipping on"
-                )
-            self.epoch += 1
-            self.seconds += time.perf_counter() - t0
-            self.history.append(self._epoch_record(stats, skipped, lr))
-            if ck is not None:
-                self._save(ck)
+        run_epochs(self, data, budget, ck, [(self._t_idx, 2004), (self._s_idx, 2005)], self._train_epoch,
+                   lambda ep, out: self._epoch_record(*out, ep.lr))
+
+    def _train_epoch(self, ep: Epoch) -> tuple[list, list]:
+        """One step per (weight batch, search batch) pair; stops early when the wall-time budget runs out."""
+        torch = _torch()
+        self.net.train()
+        stats, skipped = [], []
+        for bt, bs in ep.batches:
+            it = torch.from_numpy(self._t_idx[bt]).to(self.device)
+            isb = torch.from_numpy(self._s_idx[bs]).to(self.device)
+            st = self.step(ep.x[isb], ep.y[isb], ep.x[it], ep.y[it])
+            (skipped if "skipped" in st else stats).append(st)
+            if ep.out_of_time():
+                break
+        if not stats:
+            raise TrainingDiverged(
+                f"PARSEC epoch {self.epoch + 1}: every step was skipped ({skipped[0]['skipped'] if skipped else 'no steps'}); "
+                "lower the learning rate (lr=...) or keep gradient clipping on"
+            )
+        return stats, skipped
 
     def _epoch_record(self, stats, skipped, lr) -> dict:
         mode = self.dist.best_valid()
