@@ -41,7 +41,7 @@ METHODS = {
     "np-iterative-gp-standard": ("neural-predictor", {**GP_BO, "predictor_options": {"target": "standard"}}),
 }
 #: per-label sample caps where the shared --np-budget would censor too many runs
-CAPS = {"np-iterative-gp": 500, "np-iterative-gp-standard": 500}
+CAPS = {"np-iterative-gp": 500, "np-iterative-gp-standard": 300}
 CHEAP = ("random", "evolution", "local-search")
 
 

@@ -98,7 +98,9 @@ class NeuralPredictorSearch(Strategy):
         if self.acquisition not in ACQUISITIONS:
             raise NasagentError(f"neural-predictor acquisition must be one of {', '.join(ACQUISITIONS)}, got {self.acquisition!r}")
         self._model = self._new_predictor(0)  # validates the predictor name and options now
-        if self.acquisition in ("its", "ucb", "ei") and not _has_std(self._model):
+        from nasagent.evaluation.predictors.base import gives_uncertainty
+
+        if self.acquisition in ("its", "ucb", "ei") and not gives_uncertainty(self._model):
             raise NasagentError(
                 f"acquisition {self.acquisition!r} needs a predictor with uncertainty (gcn-ensemble, mlp-ensemble, rf, gp); "
                 f"{self.predictor!r} has none: choose one of those or acquisition=mean"
@@ -233,11 +235,3 @@ class NeuralPredictorSearch(Strategy):
         if result.ok:
             self.archs.append(trial.arch)
             self.scores.append(float(result.score))
-
-
-def _has_std(model) -> bool:
-    from nasagent.evaluation.predictors.base import Predictor
-
-    if type(model).predict_std is Predictor.predict_std:
-        return False
-    return getattr(model, "n_models", 2) >= 2

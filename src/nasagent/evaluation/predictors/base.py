@@ -64,3 +64,10 @@ class Predictor(ABC):
 
     @abstractmethod
     def _predict(self, X: np.ndarray) -> np.ndarray: ...
+
+
+def gives_uncertainty(predictor: Predictor) -> bool:
+    """Whether ``predictor`` implements ``predict_std`` (an ensemble of one does not)."""
+    if type(predictor).predict_std is Predictor.predict_std:
+        return False
+    return getattr(predictor, "n_models", 2) >= 2
