@@ -13,6 +13,12 @@ inside the chosen region and keep the one a ``score_fn(archs) -> scores`` (e.g. 
 validation accuracy) or a ``predictor`` (a ``nasagent`` Predictor, refitted at every learning phase; expected
 improvement when it gives uncertainty) ranks best. Without either, a uniform draw is taken (the thesis).
 
+A local solver inside the leaf (``leaf_solver="gp-ei"``, as LA-MCTS runs BO inside its chosen region, thesis
+Ch. 5): every unvisited architecture of the leaf's region (all of them on an enumerated space, else
+``leaf_candidates`` rejection draws) is scored by the expected improvement of a GP with an overlap kernel
+(``gp-hamming``) refitted on every sample so far, and the best is proposed. The tree decides *where* to look,
+the GP *what* to evaluate there; ``leaf_solver="random"`` (default) is the thesis' pi_rand.
+
 Where this differs from the thesis (each with a flag): a node with fewer than ``min_node_samples`` samples
 is a leaf (a complete tree is kept whenever the data allow); ``threshold="reference"`` routes training samples
 by their true score as the reference code does (brief A2); an empty region falls back to its parent's.
@@ -30,6 +36,7 @@ from nasagent.strategies.partition import check_formula, pick, resolve_cp, ucb_s
 
 #: enumerable spaces up to this size are encoded once and sampled exactly (no rejection loop)
 POOL_LIMIT = 200_000
+LEAF_SOLVERS = ("random", "gp-ei")
 
 PRESETS = {
     # thesis section 4.3.1 (NASBench-101, 4e4 samples): height 8, 200 initial samples, #select = 50
@@ -50,10 +57,12 @@ class LaNAS(Strategy):
       ``"reference"`` (route by true score); ``ridge``: L2 weight of the closed-form fit (0 = least squares);
     - ``sampler``: ``"auto"`` (exact draw from the enumerated space when it has at most 200,000 members,
       else rejection), ``"pool"`` or ``"rejection"``; ``max_tries`` bounds the rejection loop per region;
-    - ``n_candidates`` drawn in the region and ranked by ``score_fn`` or ``predictor`` (1 = pi_rand).
+    - ``n_candidates`` drawn in the region and ranked by ``score_fn`` or ``predictor`` (1 = pi_rand);
+    - ``leaf_solver``: ``"random"`` (pi_rand and the hooks above) or ``"gp-ei"`` (GP expected improvement over
+      the leaf's unvisited members; ``leaf_candidates`` rejection draws where the space is not enumerated).
     """
 
-    _transient = ("space", "_pool", "score_fn", "predictor")
+    _transient = ("space", "_pool", "score_fn", "predictor", "_leaf_gp")
 
     def __init__(
         self,
@@ -73,6 +82,8 @@ class LaNAS(Strategy):
         min_node_samples: int = 2,
         score_fn=None,
         predictor=None,
+        leaf_solver: str = "random",
+        leaf_candidates: int = 2000,
     ):
         super().__init__(space, seed)
         if preset is not None:
@@ -90,6 +101,10 @@ class LaNAS(Strategy):
             raise NasagentError(f"LaNAS sampler must be auto, pool or rejection, got {sampler!r}")
         if int(n_candidates) < 1:
             raise NasagentError(f"LaNAS n_candidates must be >= 1, got {n_candidates}")
+        if leaf_solver not in LEAF_SOLVERS:
+            raise NasagentError(f"LaNAS leaf_solver must be one of {', '.join(LEAF_SOLVERS)}, got {leaf_solver!r}")
+        if int(leaf_candidates) < 1:
+            raise NasagentError(f"LaNAS leaf_candidates must be >= 1, got {leaf_candidates}")
         if score_fn is not None and not callable(score_fn):
             raise NasagentError("LaNAS score_fn must be a callable archs -> scores (higher is better)")
         if isinstance(predictor, str):
@@ -104,6 +119,12 @@ class LaNAS(Strategy):
         self.threshold, self.ridge, self.max_tries = threshold, float(ridge), int(max_tries)
         self.n_candidates, self.min_node_samples = int(n_candidates), max(2, int(min_node_samples))
         self.score_fn, self.predictor = score_fn, predictor
+        self.leaf_solver, self.leaf_candidates = leaf_solver, int(leaf_candidates)
+        self._leaf_gp = None
+        if leaf_solver == "gp-ei":
+            from nasagent.evaluation.predictors.factory import make_predictor
+
+            self._leaf_gp = make_predictor("gp-hamming", space, seed=seed)
         size = space.size()
         if sampler == "pool" and (size is None or size > 5_000_000):
             raise NasagentError(f"LaNAS sampler='pool' needs an enumerable space; {space.name!r} is not (use rejection)")
@@ -141,8 +162,9 @@ class LaNAS(Strategy):
             self.learn()
         self.since_learn += 1
         leaf, path = self.select()
+        n = self.n_candidates if self.leaf_solver == "random" else None
         for depth in range(len(path), -1, -1):  # the chosen region, then its ancestors if it holds nothing new
-            cands = self._draw(path[:depth], self.n_candidates)
+            cands = self._draw(path[:depth], n)
             if cands:
                 if depth < len(path):
                     self.n_fallbacks += 1
@@ -255,8 +277,11 @@ class LaNAS(Strategy):
             self.n_ok[node] += 1
             self.total[node] += score
 
-    def _draw(self, path, n: int) -> list:
-        """Up to ``n`` distinct unvisited architectures inside the region of ``path`` (uniform over it)."""
+    def _draw(self, path, n: int | None) -> list:
+        """Up to ``n`` distinct unvisited architectures inside the region of ``path`` (uniform over it).
+
+        ``n=None`` asks for the leaf solver's candidate set: every member on a pool, else ``leaf_candidates``.
+        """
         if self.sampler == "pool":
             archs, E, free = self._pool_data()
             idx = np.flatnonzero(free)
@@ -264,8 +289,9 @@ class LaNAS(Strategy):
                 idx = idx[self.in_region(E[idx], path)]
             if idx.size == 0:
                 return []
-            take = self.rng.choice(idx, size=min(n, idx.size), replace=False)
+            take = idx if n is None else self.rng.choice(idx, size=min(n, idx.size), replace=False)
             return [archs[i] for i in take]
+        n = self.leaf_candidates if n is None else n
         out, seen, tries = [], set(), 0
         batch = 64
         while tries < self.max_tries and len(out) < n:
@@ -296,6 +322,8 @@ class LaNAS(Strategy):
         return self._pool[:3]
 
     def _choose(self, cands: list):
+        if self.leaf_solver == "gp-ei":
+            return self._choose_gp_ei(cands)
         if len(cands) == 1 or (self.score_fn is None and self.predictor is None):
             return cands[0]
         if self.score_fn is not None:
@@ -312,6 +340,14 @@ class LaNAS(Strategy):
             return cands[int(np.argmax(mu))]
         best = max(s for s in self.scores if s is not None)
         return cands[int(np.argmax(_expected_improvement(mu, sd, best)))]
+
+    def _choose_gp_ei(self, cands: list):
+        """The candidate with the largest GP expected improvement (refitted on every successful sample)."""
+        ok = [i for i, s in enumerate(self.scores) if s is not None]
+        if len(cands) == 1 or len(ok) < 2:
+            return cands[int(self.rng.integers(len(cands)))]
+        self._leaf_gp.fit([self.archs[i] for i in ok], [self.scores[i] for i in ok])
+        return cands[int(np.argmax(self._leaf_gp.expected_improvement(cands)))]
 
     # -- diagnostics ----------------------------------------------------------------------------------------
     def tree_dump(self) -> list[dict]:
