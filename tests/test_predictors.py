@@ -433,3 +433,25 @@ def test_bo_mode_scores_neighbours_and_random_candidates_when_the_space_is_too_l
     assert {S.key(a) for a in S.neighbors(strat.archs[top])} - strat.proposed <= {S.key(a) for a in cands}
     with pytest.raises(NasagentError, match="random_candidates"):
         make_strategy("neural-predictor", S, mode="bo", random_candidates=-3)
+
+
+def test_mobilenet_chain_graph_keeps_positions_and_ignores_decisions_inside_skipped_layers():
+    from nasagent.registry import make_space
+
+    space = make_space("mobilenet-v3-like-tiny")
+    rng = np.random.default_rng(0)
+    enc = GraphEncoder(space)
+    arch = list(space.sample(rng))
+    skips = [i for i, d in enumerate(space.decisions) if d.choices == ("keep", "zero")]
+    arch[skips[0]] = space.decisions[skips[0]].choices.index("zero")
+    adj, labels = space.graph(tuple(arch))
+    assert len(labels) == len(space.layers) + 2 and labels[0] == "input" and labels[-1] == "output" and "skip" in labels
+    assert (adj == np.eye(len(labels), k=1)).all()  # a chain
+    gated = [i for i, d in enumerate(space.decisions) if d.gate == skips[0]]
+    other = list(arch)
+    other[gated[0]] = (other[gated[0]] + 1) % len(space.decisions[gated[0]].choices)
+    assert np.array_equal(enc.graph(tuple(arch))[1], enc.graph(tuple(other))[1])  # inactive choice: same graph
+    archs = [space.sample(rng) for _ in range(24)]
+    y = np.array([sum(a) for a in archs], dtype=float)
+    p = GCNPredictor(space, **TINY).fit(archs, y)
+    assert p.predict(archs).shape == (24,)

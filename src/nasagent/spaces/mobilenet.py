@@ -213,6 +213,44 @@ class MobileNetSpace(Space):
                 cin = out
         return out_layers
 
+    # -- graph encoding (the Neural Predictor's chain, seed-003 brief A12) --------------------------------------
+    def _options(self, field) -> tuple:
+        return (field[1],) if isinstance(field, tuple) else self.decisions[field].choices
+
+    def _label(self, kind, kernel, expansion, se, width_index) -> str:
+        return f"{kind}/k{kernel}/e{expansion}/se{int(bool(se))}/w{width_index}"
+
+    @property
+    def graph_vocabulary(self) -> list[str]:
+        """Every node label a chain of this space can hold: input, output, skip and each layer configuration."""
+        labels = {"input", "output", "skip"}
+        for layer in self.layers:
+            widths = range(len(self._options(layer.out)))
+            for k in self._options(layer.kernel):
+                for e in self._options(layer.expansion):
+                    for se in self._options(layer.se):
+                        labels.update(self._label(layer.kind, k, e, se, w) for w in widths)
+        return sorted(labels)
+
+    def graph(self, arch) -> tuple[np.ndarray, list[str]]:
+        """input -> one node per layer -> output. A skipped layer stays as a ``skip`` node (positions survive);
+        a layer's label is its kind, kernel, expansion, SE and the index of its width choice (not the width
+        itself, so one vocabulary serves every block)."""
+        arch = self.validate(arch)
+        labels = ["input"]
+        for layer in self.layers:
+            if layer.skip is not None and self.value(arch, layer.skip) != "keep":
+                labels.append("skip")
+                continue
+            w = 0 if isinstance(layer.out, tuple) else arch[layer.out]
+            labels.append(self._label(layer.kind, self.value(arch, layer.kernel), self.value(arch, layer.expansion),
+                                      self.value(arch, layer.se), w))
+        labels.append("output")
+        n = len(labels)
+        adj = np.zeros((n, n), np.int8)
+        adj[np.arange(n - 1), np.arange(1, n)] = 1
+        return adj, labels
+
     # -- cardinality ------------------------------------------------------------------------------------------
     def cardinality(self, distinct: bool = False) -> int:
         """The paper's upper bound (every decision independent) or, with ``distinct``, the count where the
