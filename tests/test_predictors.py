@@ -455,3 +455,40 @@ def test_mobilenet_chain_graph_keeps_positions_and_ignores_decisions_inside_skip
     y = np.array([sum(a) for a in archs], dtype=float)
     p = GCNPredictor(space, **TINY).fit(archs, y)
     assert p.predict(archs).shape == (24,)
+
+
+def test_oneshot_soft_pareto_proposes_exactly_the_admitted_set_then_stops():
+    from nasagent.evaluation.predictors.soft_pareto import soft_pareto
+    from nasagent.evaluation.tunas_cost import FlopsCost
+    from nasagent.registry import make_space
+
+    space = make_space("proxylessnas-tiny")
+    flops = FlopsCost(space)
+
+    def accuracy(arch):  # a synthetic accuracy that grows with FLOPs, plus a deterministic wiggle
+        return 60 + 3 * np.log(flops(arch)) + (sum(arch) % 7) / 7
+
+    strat = make_strategy("neural-predictor", space, seed=0, n_train=20, pool_size=300, predictor="rf",
+                          predictor_options={"n_estimators": 20}, soft_pareto=2, cost="flops")
+    proposals = []
+    for i in range(500):
+        try:
+            t = strat.ask()
+        except SpaceExhausted:
+            break
+        proposals.append(t)
+        strat.tell(t, Result(metrics={"accuracy": accuracy(t.arch)}, score=accuracy(t.arch)))
+    ranked = [t for t in proposals if t.info["phase"] == "ranked"]
+    assert len(proposals) == 20 + strat.n_admitted and len(ranked) == strat.n_admitted >= 2
+    predicted = [t.info["predicted"] for t in ranked]
+    assert predicted == sorted(predicted, reverse=True)
+    # the admitted set is the soft-Pareto rule applied to the model's predictions over the pool it scored
+    assert strat._enumerated() is None  # the space is too large to enumerate: the pool was 300 random architectures
+    pts = [(t.info["predicted"], flops(t.arch)) for t in ranked]
+    assert set(soft_pareto([p for p, _ in pts], [c for _, c in pts], j=2)) == set(range(len(pts)))  # mutually admitted
+    with pytest.raises(NasagentError, match="mode='oneshot'"):
+        make_strategy("neural-predictor", space, mode="iterative", predictor="rf", soft_pareto=2, cost="flops")
+    with pytest.raises(NasagentError, match="needs a cost"):
+        make_strategy("neural-predictor", space, soft_pareto=2)
+    with pytest.raises(NasagentError, match="MobileNet-like"):
+        make_strategy("neural-predictor", S, soft_pareto=2, cost="flops")

@@ -7,6 +7,12 @@ architectures, else ``pool_size`` random ones); (3) propose the pool in order of
 ranking is followed until the budget ends, refitting on everything seen once ``queue`` proposals are spent.
 The paper deploys the best evaluated architecture, which is what the runner reports.
 
+Soft-Pareto selection (the paper's ImageNet pipeline, one-shot mode): with ``soft_pareto=J`` and a ``cost``
+(``"flops"`` or ``"params"`` of a MobileNet-like space, or any callable ``arch -> float``), the pool is cut to
+the candidates admitted by the soft-Pareto rule on (predicted accuracy, cost), optionally inside
+``cost_window=(low, high)``, and exactly those K are proposed, best predicted first; then the search ends.
+A callable cost is not saved in snapshots: pass it again to resume.
+
 ``mode="bo"`` is the iterative loop tuned for sample efficiency (Bayesian optimisation): the ``gp-hamming``
 predictor (a GP with an overlap kernel on the encoding and rank targets), expected improvement, one proposal
 per refit, and the whole unvisited space as candidates when it enumerates (else the iterative candidates below
@@ -51,7 +57,7 @@ FAST_GCN = {"hidden": 64, "epochs": 100, "lr": 2e-3, "batch_size": 32, "weight_d
 
 
 class NeuralPredictorSearch(Strategy):
-    _transient = ("space", "_pool", "_model")
+    _transient = ("space", "_pool", "_model", "_cost_fn")
 
     def __init__(
         self,
@@ -70,6 +76,9 @@ class NeuralPredictorSearch(Strategy):
         queue: int = 1000,
         max_tries: int = 10_000,
         random_candidates: int | None | str = "auto",
+        soft_pareto: int | None = None,
+        cost=None,
+        cost_window: tuple[float, float] | None = None,
     ):
         super().__init__(space, seed)
         if mode not in MODES:
@@ -89,6 +98,18 @@ class NeuralPredictorSearch(Strategy):
         self.random_candidates = d["random_candidates"] if random_candidates == "auto" else random_candidates
         if self.random_candidates is not None and (not isinstance(self.random_candidates, int) or self.random_candidates < 0):
             raise NasagentError(f"neural-predictor random_candidates must be an integer >= 0, None or 'auto', got {random_candidates!r}")
+        self.soft_pareto, self.cost_window = soft_pareto, None if cost_window is None else tuple(map(float, cost_window))
+        self.cost = cost if isinstance(cost, str) or cost is None else "callable"
+        self._cost_fn = cost if callable(cost) else None
+        if soft_pareto is not None:
+            if mode != "oneshot":
+                raise NasagentError("neural-predictor soft_pareto selects the one-shot pool: use it with mode='oneshot'")
+            if int(soft_pareto) < 1:
+                raise NasagentError(f"neural-predictor soft_pareto (J) must be >= 1, got {soft_pareto}")
+            if cost is None:
+                raise NasagentError("neural-predictor soft_pareto needs a cost: 'flops', 'params' or a callable arch -> float")
+            self._cost()  # validates the cost now
+        self.n_admitted: int | None = None  # size of the soft-Pareto set once selected
         if self.n_train < 2:
             raise NasagentError(f"neural-predictor n_train must be >= 2 (the predictor needs data), got {self.n_train}")
         if top_k is not None and top_k < 1:
@@ -125,6 +146,22 @@ class NeuralPredictorSearch(Strategy):
         from nasagent.evaluation.predictors.factory import make_predictor
 
         return make_predictor(self.predictor, self.space, seed=self.seed * 1000 + k, **self.predictor_options)
+
+    def _cost(self):
+        """The cost callable of the soft-Pareto rule (rebuilt from its name after a resume)."""
+        if self._cost_fn is None:
+            if self.cost == "callable":
+                raise NasagentError("this search was started with a callable cost; pass cost=... again to resume it")
+            from nasagent.evaluation.tunas_cost import FlopsCost, ParamsCost
+
+            models = {"flops": FlopsCost, "params": ParamsCost}
+            if self.cost not in models:
+                raise NasagentError(f"neural-predictor cost must be 'flops', 'params' or a callable, got {self.cost!r}")
+            if not hasattr(self.space, "resolve"):
+                raise NasagentError(f"cost={self.cost!r} is defined for the MobileNet-like spaces, not {self.space.name!r}; "
+                                    "pass a callable arch -> float instead")
+            self._cost_fn = models[self.cost](self.space)
+        return self._cost_fn
 
     def _fresh(self, arch) -> bool:
         return self.space.key(arch) not in self.proposed
@@ -193,7 +230,16 @@ class NeuralPredictorSearch(Strategy):
         mean = model.predict(cands)
         value = self._acquire(model, cands, mean)
         order = np.argsort(-value, kind="stable")  # ties keep pool order: deterministic, and indices not values
-        take = self.batch if self.iterative else self.queue_size
+        if self.soft_pareto is not None:
+            from nasagent.evaluation.predictors.soft_pareto import soft_pareto
+
+            cost = self._cost()
+            admitted = soft_pareto(mean, [cost(a) for a in cands], j=int(self.soft_pareto), window=self.cost_window)
+            if admitted.size == 0:
+                raise SpaceExhausted(f"no candidate of the pool lies in the cost window {self.cost_window}")
+            order = admitted[np.argsort(-mean[admitted], kind="stable")]
+            self.n_admitted = int(admitted.size)
+        take = self.batch if self.iterative else len(order) if self.soft_pareto is not None else self.queue_size
         if self.top_k is not None and self.mode == "oneshot":
             take = min(take, self.top_k - self.n_ranked)
         self.ranking = [(cands[i], float(mean[i])) for i in order[:take]]
@@ -223,6 +269,8 @@ class NeuralPredictorSearch(Strategy):
             return self._take(self._random_arch(), "random")
         if self.top_k is not None and self.mode == "oneshot" and self.n_ranked >= self.top_k:
             raise SpaceExhausted(f"the one-shot workflow has proposed its N + K = {self.n_train} + {self.top_k} architectures")
+        if self.n_admitted is not None and not self.ranking:
+            raise SpaceExhausted(f"the one-shot workflow has proposed its soft-Pareto set (K = {self.n_admitted})")
         while self.ranking and not self._fresh(self.ranking[0][0]):
             self.ranking.pop(0)
         if not self.ranking:
