@@ -26,9 +26,11 @@ from nasagent.evaluation.predictors.base import NotFittedError, Predictor
 from nasagent.evaluation.predictors.targets import TargetTransform
 
 
-@lru_cache(maxsize=250_000)
+@lru_cache(maxsize=50_000)  # NB201 (15,625) and NAS-Bench-Graph (26,206) tables fit whole
 def _cached_encoding(space, arch) -> np.ndarray:
-    return np.asarray(space.encode(arch), dtype=np.float64)
+    """Encodings are re-used across refits (a whole table is scored at every step); 0/1 codes are kept as bytes."""
+    x = np.asarray(space.encode(arch), dtype=np.float64)
+    return x.astype(np.uint8) if ((x == 0) | (x == 1)).all() else x
 
 
 class HammingGPPredictor(Predictor):
@@ -41,7 +43,7 @@ class HammingGPPredictor(Predictor):
 
     def featurize(self, archs) -> np.ndarray:
         try:
-            return np.stack([_cached_encoding(self.space, a) for a in archs])
+            return np.stack([_cached_encoding(self.space, a) for a in archs]).astype(np.float64)
         except TypeError:  # unhashable architecture objects: encode without the cache
             return super().featurize(archs)
         except (KeyError, ValueError, AttributeError, IndexError):
