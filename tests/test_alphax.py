@@ -168,7 +168,7 @@ def test_space_without_sequential_interface_is_a_clear_error():
         make_strategy("alphax", BoxSpace([0, 0], [1, 1]))
 
 
-@pytest.mark.parametrize("opts,match", [({"c": -1}, "c must be"), ({"k": 0}, "k"), ({"model": "gp"}, "unknown alphax model"),
+@pytest.mark.parametrize("opts,match", [({"c": -1}, "c must be"), ({"k": 0}, "k"), ({"model": "nope"}, "unknown alphax model"),
                                         ({"rollout": "x"}, "rollout"), ({"failed": "ignore"}, "failed")])
 def test_bad_options(opts, match):
     with pytest.raises(NasagentError, match=match):

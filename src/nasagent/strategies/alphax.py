@@ -22,6 +22,14 @@ Improvements behind flags (measured in benchmarks/alphax_nb201.py, see docs/alph
 proposes, instead of one uniform playout, the best-predicted unevaluated one among ``candidates`` playouts
 from ``s'``; rank normalisation; a small warm-started Meta-DNN trained on rank targets, refitted every few
 samples. ``faithful=True`` restores every paper default at once.
+
+``model`` may also name any predictor of ``evaluation/predictors/factory.py`` (e.g. ``"gp-hamming"``, refitted
+after every result by default since it fits in milliseconds). ``rollout="acquisition"`` proposes the
+unevaluated terminal descendant of ``s'`` with the highest expected improvement under that model (all
+descendants when there are at most ``candidates``, else the distinct ones among ``candidates`` uniform
+playouts); ``expansion="acquisition"`` expands the untried action whose subtree holds the highest expected
+improvement instead of a random one; ``prior_weight`` adds to Eq. 1 that weight times each action's best
+expected improvement relative to its siblings' (a PUCT-like prior). ``GP_EI`` is the measured combination.
 """
 
 from __future__ import annotations
@@ -45,6 +53,19 @@ SMALL_MODEL = {"hidden_sizes": (64, 64), "lr": 3e-3, "batch_size": 64, "epochs":
 PAPER_C = {"nb101": 2.0, "convnet": 200.0}
 
 
+ROLLOUTS = ("random", "guided", "acquisition")
+#: the GP-guided configuration measured as ``alphax-gp`` in benchmarks/alphax_nb201.py (docs/alphax.md)
+GP_EI = {
+    "model": "gp-hamming", "rollout": "acquisition", "expansion": "acquisition", "prior_weight": 5.0, "candidates": 4096,
+}
+
+
+def _is_meta_dnn(name: str) -> bool:
+    from nasagent.evaluation.predictors.mlp import MODELS
+
+    return name in MODELS
+
+
 def paper_c(space) -> float:
     return PAPER_C.get(getattr(space, "name", ""), 0.5)
 
@@ -55,11 +76,16 @@ class AlphaX(Strategy):
     c: exploration constant of Eq. 1; default the paper's value for the space (0.5 in general, 2 on NB101, 200 on
         the simplified convnet domain).
     k: Meta-DNN playouts per expansion (paper: 10). metadnn: False runs pure MCTS (q = measured accuracy).
-    model: "mlp" | "multistage" | "lstm"; model_options: its parameters (see evaluation/predictors/mlp.py).
+    model: "mlp" | "multistage" | "lstm" (Meta-DNNs, evaluation/predictors/mlp.py) or any predictor name of
+        evaluation/predictors/factory.py, e.g. "gp-hamming"; model_options: its parameters.
     refit_every / refit_growth / min_fit: retrain the Meta-DNN once it has min_fit results, then after
         max(refit_every, refit_growth x the training-set size at the last fit) new results.
     two_phase: preemptive backprop of q̂ (True) or naive parallel MCTS (False).
-    rollout: "random" (paper) or "guided"; candidates: playouts scored per guided proposal.
+    rollout: "random" (paper), "guided" (best predicted playout) or "acquisition" (highest expected improvement
+        among the expanded node's terminal descendants); candidates: how many are scored per proposal.
+    expansion: "random" (paper: a random untried action) or "acquisition" (the untried action whose subtree holds
+        the highest expected improvement). prior_weight: weight of the acquisition prior added to Eq. 1 (0 = off).
+    untried_first: with the prior on, False lets tried actions compete with untried ones (first-play urgency).
     failed: "worst" (a failed trial counts as the worst score seen) or "skip" (its visit is undone).
     normalise: "rank" (default) or "minmax" (faithful): how UCB maps values into [0, 1].
     transfer: pass the nearest evaluated architecture up the tree as the evaluator's hint.
@@ -68,7 +94,7 @@ class AlphaX(Strategy):
     """
 
     requires = ("sequential",)
-    _transient = ("space", "model")
+    _transient = ("space", "model", "_leaf_cache", "_acq_memo")
 
     def __init__(
         self,
@@ -85,6 +111,9 @@ class AlphaX(Strategy):
         two_phase: bool = True,
         rollout: str | None = None,
         candidates: int = 512,
+        expansion: str = "random",
+        prior_weight: float = 0.0,
+        untried_first: bool = True,
         failed: str = "worst",
         normalise: str | None = None,
         transfer: bool = True,
@@ -97,10 +126,11 @@ class AlphaX(Strategy):
         super().__init__(space, seed)
         if rollout is None:
             rollout = "random" if faithful else "guided"
+        fast_model = not _is_meta_dnn(model)  # a factory predictor (GP, forest...) refits in milliseconds
         if refit_every is None:
-            refit_every = 1 if faithful else 4
+            refit_every = 1 if faithful or fast_model else 4
         if refit_growth is None:
-            refit_growth = 0.0 if faithful else 0.1
+            refit_growth = 0.0 if faithful or fast_model else 0.1
         self.model_defaults = dict(SEED_MODEL) if faithful else dict(SMALL_MODEL)
         self.model_options = dict(model_options or {})
         self.c = float(paper_c(space) if c is None else c)
@@ -113,6 +143,9 @@ class AlphaX(Strategy):
         self.two_phase = bool(two_phase)
         self.rollout = rollout
         self.candidates = int(candidates)
+        self.expansion = expansion
+        self.prior_weight = float(prior_weight)
+        self.untried_first = bool(untried_first)
         self.failed_mode = failed
         self.normalise = normalise if normalise is not None else ("minmax" if faithful else "rank")
         self.transfer = bool(transfer)
@@ -147,6 +180,8 @@ class AlphaX(Strategy):
         self.evaluated: dict[int, list[tuple[str, int]]] = {}  # rollout_from node -> [(arch text, trial number)]
         self.pending: dict[str, int] = {}  # keys asked and not yet told -> how many times
         self.model = None
+        self._leaf_cache: dict[str, list] = {}  # enumerated subtrees by state (deterministic, so not snapshotted)
+        self._acq_memo: dict[str, float] = {}  # acquisition values under the current fit of the value model
         self.model_is_old = False  # a warm-started Meta-DNN ranks playouts but gives no q̂ until refitted
         if warm_start:
             self._warm_start(warm_start)
@@ -163,8 +198,14 @@ class AlphaX(Strategy):
             raise NasagentError(f"alphax k (Meta-DNN playouts) must be >= 1, got {self.k}")
         if self.refit_every < 1 or self.min_fit < 2 or not self.refit_growth >= 0:
             raise NasagentError(f"alphax needs refit_every >= 1 and min_fit >= 2, got {self.refit_every} / {self.min_fit}")
-        if self.rollout not in ("random", "guided"):
-            raise NasagentError(f"alphax rollout must be 'random' or 'guided', got {self.rollout!r}")
+        if self.rollout not in ROLLOUTS:
+            raise NasagentError(f"alphax rollout must be one of {', '.join(ROLLOUTS)}, got {self.rollout!r}")
+        if self.expansion not in ("random", "acquisition"):
+            raise NasagentError(f"alphax expansion must be 'random' or 'acquisition', got {self.expansion!r}")
+        if self.expansion == "acquisition" and not self.metadnn:
+            raise NasagentError("alphax expansion='acquisition' needs a value model; use metadnn=True")
+        if not self.prior_weight >= 0 or (self.prior_weight > 0 and not self.metadnn):
+            raise NasagentError(f"alphax prior_weight must be >= 0 (and > 0 needs metadnn=True), got {self.prior_weight}")
         if self.candidates < 1:
             raise NasagentError(f"alphax candidates must be >= 1, got {self.candidates}")
         if self.normalise not in ("minmax", "rank"):
@@ -172,17 +213,22 @@ class AlphaX(Strategy):
         if self.failed_mode not in ("worst", "skip"):
             raise NasagentError(f"alphax failed must be 'worst' or 'skip', got {self.failed_mode!r}")
         if self.metadnn:
+            from nasagent.evaluation.predictors.factory import PREDICTORS
             from nasagent.evaluation.predictors.mlp import MODELS
 
-            if self.model_name not in MODELS:
-                raise NasagentError(f"unknown alphax model {self.model_name!r}; models: {', '.join(MODELS)}")
+            if self.model_name not in MODELS and self.model_name not in PREDICTORS:
+                names = ", ".join([*MODELS, *(p for p in PREDICTORS if p not in MODELS)])
+                raise NasagentError(f"unknown alphax model {self.model_name!r}; models: {names}")
 
     def _make_model(self):
-        from nasagent.evaluation.predictors.mlp import make_value_model
-
         import inspect
 
-        from nasagent.evaluation.predictors.mlp import MODELS
+        from nasagent.evaluation.predictors.mlp import MODELS, make_value_model
+
+        if not _is_meta_dnn(self.model_name):
+            from nasagent.evaluation.predictors.factory import make_predictor
+
+            return make_predictor(self.model_name, self.space, seed=self.seed, **self.model_options)
 
         # the size defaults apply where the chosen model has such a parameter (the LSTM has no hidden_sizes)
         accepted = inspect.signature(MODELS[self.model_name].__init__).parameters
@@ -228,13 +274,38 @@ class AlphaX(Strategy):
             if n_eff[a] > 0:
                 mean[a] = ((self._norm(q / n) * n) if n > 0 else 0.0) / n_eff[a] + pm * pn / n_eff[a]
         untried = [a for a in live if n_eff[a] <= 0]
-        if untried:
+        guided = self._model_ready() and not self.model_is_old
+        if untried and self.expansion == "acquisition" and guided and len(untried) > 1:
+            acq = self._subtree_acquisition(node, untried)
+            if np.isfinite(acq).any():
+                return untried[int(np.argmax(acq))]
+        puct = self.prior_weight > 0 and guided
+        if untried and (self.untried_first or not puct or len(untried) == len(live)):
             return untried[int(self.rng.integers(len(untried)))]
+        if untried:  # first-play urgency: an untried action counts as one visit at the mean of the tried ones
+            fpu = float(np.mean([mean[a] for a in live if n_eff[a] > 0]))
+            for a in untried:
+                n_eff[a], mean[a] = 1.0, fpu
         total = sum(n_eff.values())
         log_total = math.log(max(total, 1.0))
         scores = np.array([mean[a] + 2 * self.c * math.sqrt(2 * log_total / n_eff[a]) for a in live])
+        if puct:  # PUCT-like: the share of the best acquisition value under each action
+            acq = self._subtree_acquisition(node, live)
+            top = acq[np.isfinite(acq)].max() if np.isfinite(acq).any() else 0.0
+            if top > 0:
+                scores = scores + self.prior_weight * np.where(np.isfinite(acq), acq, 0.0) / top
         best = np.flatnonzero(scores >= scores.max() - 1e-12)
         return live[int(best[int(self.rng.integers(len(best)))])]
+
+    def _subtree_acquisition(self, node: int, actions: list[int]) -> np.ndarray:
+        """Per action, the highest acquisition value among the unevaluated architectures under it (-inf if none):
+        a model-guided expansion order and selection prior."""
+        out = np.full(len(actions), -np.inf)
+        for i, a in enumerate(actions):
+            fresh = self._fresh(self._descendants(self.space.step(self.states[node], self.node_actions[node][a])))
+            if fresh:
+                out[i] = float(np.max(self._memo_acquisition(fresh)))
+        return out
 
     def _mark_exhausted(self, node: int) -> None:
         """A subtree is exhausted when its terminal states were all proposed: selection skips it."""
@@ -317,6 +388,10 @@ class AlphaX(Strategy):
         if self._model_ready() and not self.model_is_old:
             sims = [self._valid_playout(state) for _ in range(self.k)]
             qhat = float(np.mean(self._values(sims)))
+        if self.rollout == "acquisition" and self._model_ready():
+            fresh = self._fresh(self._descendants(state))
+            if fresh:
+                return fresh[int(np.argmax(self._memo_acquisition(fresh)))], qhat
         if self.rollout == "guided" and self._model_ready():
             pool = {}
             for _ in range(self.candidates):
@@ -328,6 +403,65 @@ class AlphaX(Strategy):
                 return fresh[int(np.argmax(pred))], qhat
             return next(iter(pool.values())), qhat
         return self._valid_playout(state), qhat
+
+    def _descendants(self, state) -> list:
+        """Every terminal architecture under ``state`` when there are at most ``candidates`` of them (depth-first,
+        in action order), else the distinct ones among ``candidates`` uniform playouts."""
+        tag = repr(state)
+        if tag in self._leaf_cache:
+            return self._leaf_cache[tag]
+        out: list = []
+        stack = [state]
+        while stack:
+            st = stack.pop()
+            if self.space.is_terminal(st):
+                try:
+                    out.append(self.space.to_arch(st))
+                except NasagentError:  # a terminal state the space rejects (e.g. an invalid NB101 cell)
+                    continue
+                if len(out) > self.candidates:
+                    break
+                continue
+            stack.extend(self.space.step(st, a) for a in reversed(self.space.actions(st)))
+        if len(out) <= self.candidates and not stack:
+            if sum(map(len, self._leaf_cache.values())) + len(out) > 500_000:
+                self._leaf_cache.clear()
+            self._leaf_cache[tag] = out
+            return out
+        pool = {}
+        for _ in range(self.candidates):
+            a = self._valid_playout(state)
+            pool.setdefault(self.space.key(a), a)
+        return list(pool.values())
+
+    def _fresh(self, archs: list) -> list:
+        return [a for a in archs if (k := self.space.key(a)) not in self.known and k not in self.pending]
+
+    def _memo_acquisition(self, archs: list) -> np.ndarray:
+        """``_acquisition`` with values remembered until the next refit (selection scores nested subtrees)."""
+        keys = [self.space.key(a) for a in archs]
+        todo = [i for i, k in enumerate(keys) if k not in self._acq_memo]
+        if todo:
+            vals = self._acquisition([archs[i] for i in todo])
+            self._acq_memo.update((keys[i], float(v)) for i, v in zip(todo, vals))
+        return np.array([self._acq_memo[k] for k in keys])
+
+    def _acquisition(self, archs: list) -> np.ndarray:
+        """Expected improvement under the value model: its own where it has one (the GP's, in its latent
+        units), else from its mean and spread over the best measured score, else the predicted mean."""
+        ei = getattr(self.model, "expected_improvement", None)
+        if ei is not None:
+            return np.asarray(ei(archs), dtype=float)
+        mean = np.asarray(self.model.predict(archs), dtype=float)
+        try:
+            std = np.asarray(self.model.predict_std(archs), dtype=float)
+        except NasagentError:  # no uncertainty: greedy on the mean
+            return mean
+        from scipy.stats import norm
+
+        std = np.maximum(std, 1e-12)
+        g = (mean - self.hi) / std
+        return (mean - self.hi) * norm.cdf(g) + std * norm.pdf(g)
 
     # -- transfer ------------------------------------------------------------------------------------
     def _distance(self, a, b) -> float:
@@ -420,6 +554,7 @@ class AlphaX(Strategy):
         if self.model is None:
             self.model = self._make_model()
         self.model.fit(self.train_archs, self.train_y)
+        self._acq_memo = {}
         self.fitted_at = n
         self.model_is_old = False
 
@@ -435,6 +570,7 @@ class AlphaX(Strategy):
         model = state.pop("model", None)
         state.pop("space_name", None)
         super().load_state_dict(state)
+        self._leaf_cache, self._acq_memo = {}, {}
         self.model = copy.deepcopy(model)
         _attach(self.model, self.space)
 
