@@ -6,26 +6,15 @@ import pickle
 import numpy as np
 import pytest
 
-from nasagent.core import NasagentError, Result
+from nasagent.core import NasagentError
 from nasagent.spaces.nb201 import NB201Space
 from nasagent.strategies.alphax import GP_EI, AlphaX
+from test_alphax import _drive, _tell  # the same ask/tell drivers as the AlphaX core tests
 
 S = NB201Space()
 GP = {"model": "gp-hamming", "rollout": "acquisition", "min_fit": 6}
 
 
-def _tell(strat, trial, nb201):
-    m = nb201(trial.arch).metrics
-    strat.tell(trial, Result(metrics=m, score=m["accuracy"]))
-
-
-def _drive(strat, nb201, n):
-    keys = []
-    for _ in range(n):
-        t = strat.ask()
-        keys.append(S.key(t.arch))
-        _tell(strat, t, nb201)
-    return keys
 
 
 def _leaves(state):

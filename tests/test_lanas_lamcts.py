@@ -18,13 +18,7 @@ from nasagent.strategies.lanas import LaNAS
 from nasagent.strategies.partition import pick, resolve_cp, ucb_score
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch = pytest.importorskip("torch")
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _drive(strategy, score, n):
