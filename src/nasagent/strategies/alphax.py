@@ -457,11 +457,9 @@ class AlphaX(Strategy):
             std = np.asarray(self.model.predict_std(archs), dtype=float)
         except NasagentError:  # no uncertainty: greedy on the mean
             return mean
-        from scipy.stats import norm
+        from nasagent.evaluation.predictors.base import expected_improvement
 
-        std = np.maximum(std, 1e-12)
-        g = (mean - self.hi) / std
-        return (mean - self.hi) * norm.cdf(g) + std * norm.pdf(g)
+        return expected_improvement(mean, std, self.hi)
 
     # -- transfer ------------------------------------------------------------------------------------
     def _distance(self, a, b) -> float:

@@ -18,6 +18,15 @@ from nasagent.core import Arch, NasagentError, Result, Trial
 from nasagent.spaces.base import Space
 
 
+def local_candidates(space, arch, rng: np.random.Generator, draws: int = 20) -> list:
+    """The one-edit neighbours of ``arch``, or ``draws`` random mutations of it when the space has no finite
+    neighbourhood: the local half of the candidate pools that model-based strategies score."""
+    try:
+        return space.neighbors(arch)
+    except NasagentError:
+        return [space.mutate(arch, rng) for _ in range(draws)]
+
+
 @dataclass
 class Proposal:
     arch: Arch

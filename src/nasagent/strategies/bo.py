@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from nasagent.core import NasagentError, Result, SpaceExhausted, Trial
-from nasagent.strategies.base import Proposal, Strategy
+from nasagent.strategies.base import Proposal, Strategy, local_candidates
 
 
 def _botorch():
@@ -97,12 +97,7 @@ class BayesianOptimization(Strategy):
             if k not in self.proposed:
                 out.setdefault(k, a)
         for i in np.argsort(self.y)[::-1][: self.n_parents]:
-            parent = self.archs[int(i)]
-            try:
-                nbrs = self.space.neighbors(parent)
-            except NasagentError:
-                nbrs = [self.space.mutate(parent, self.rng) for _ in range(20)]
-            for a in nbrs:
+            for a in local_candidates(self.space, self.archs[int(i)], self.rng):
                 k = self.space.key(a)
                 if k not in self.proposed:
                     out.setdefault(k, a)

@@ -339,7 +339,9 @@ class LaNAS(Strategy):
         except NasagentError:
             return cands[int(np.argmax(mu))]
         best = max(s for s in self.scores if s is not None)
-        return cands[int(np.argmax(_expected_improvement(mu, sd, best)))]
+        from nasagent.evaluation.predictors.base import expected_improvement
+
+        return cands[int(np.argmax(expected_improvement(mu, sd, best)))]
 
     def _choose_gp_ei(self, cands: list):
         """The candidate with the largest GP expected improvement (refitted on every successful sample)."""
@@ -364,11 +366,3 @@ class LaNAS(Strategy):
             if not leaf:
                 stack += [2 * node + 2, 2 * node + 1]
         return rows
-
-
-def _expected_improvement(mu, sd, best: float) -> np.ndarray:
-    from scipy.stats import norm
-
-    mu, sd = np.asarray(mu, dtype=np.float64), np.maximum(np.asarray(sd, dtype=np.float64), 1e-12)
-    z = (mu - best) / sd
-    return (mu - best) * norm.cdf(z) + sd * norm.pdf(z)

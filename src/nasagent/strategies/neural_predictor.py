@@ -38,7 +38,7 @@ import math
 import numpy as np
 
 from nasagent.core import NasagentError, Result, SpaceExhausted, Trial
-from nasagent.strategies.base import Proposal, Strategy
+from nasagent.strategies.base import Proposal, Strategy, local_candidates
 
 MODES = ("oneshot", "iterative", "bo")
 ACQUISITIONS = ("its", "ucb", "ei", "mean")
@@ -203,11 +203,7 @@ class NeuralPredictorSearch(Strategy):
         seen: dict[str, object] = {}
         if self.iterative and self.mutate_top > 0 and self.archs:
             for i in np.argsort(-np.asarray(self.scores), kind="stable")[: self.mutate_top]:
-                try:
-                    nbrs = self.space.neighbors(self.archs[i])
-                except NasagentError:
-                    nbrs = [self.space.mutate(self.archs[i], rng) for _ in range(20)]
-                for a in nbrs:
+                for a in local_candidates(self.space, self.archs[i], rng):
                     seen.setdefault(self.space.key(a), a)
         n_random = (BO_RANDOM_CANDIDATES if self.random_candidates is None else self.random_candidates) if local else self.pool_size
         target = len(seen) + n_random
@@ -256,11 +252,9 @@ class NeuralPredictorSearch(Strategy):
         if self.acquisition == "its":
             rng = np.random.default_rng([self.seed, 6, self.n_fits])
             return rng.normal(mean, std)
-        from scipy.stats import norm
+        from nasagent.evaluation.predictors.base import expected_improvement
 
-        best = max(self.scores)
-        z = (mean - best) / std
-        return (mean - best) * norm.cdf(z) + std * norm.pdf(z)
+        return expected_improvement(mean, std, max(self.scores))
 
     # -- ask / tell --------------------------------------------------------------------------------------
     def _propose(self) -> Proposal:

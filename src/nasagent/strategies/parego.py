@@ -19,7 +19,7 @@ import numpy as np
 
 from nasagent.core import NasagentError, Result, SpaceExhausted, Trial
 from nasagent.runtime.pareto import nondominated
-from nasagent.strategies.base import Strategy
+from nasagent.strategies.base import Strategy, local_candidates
 
 
 class ParEGO(Strategy):
@@ -35,14 +35,14 @@ class ParEGO(Strategy):
             )
         self.n_init, self.n_candidates, self.front_parents, self.rho = n_init, n_candidates, front_parents, rho
         self.predictor, self.predictor_options, self.max_tries = predictor, dict(predictor_options or {}), max_tries
-        self._check_predictor()
+        self._new_predictor()
         self.archs: list = []
         self.points: list[tuple[float, ...]] = []  # per-objective maximise-values of each evaluated design
         self.violations: list[float] = []
         self.proposed: set[str] = set()
         self.n_proposals = 0
 
-    def _check_predictor(self):
+    def _new_predictor(self):
         """A fresh surrogate (validated: it must give an uncertainty)."""
         from nasagent.evaluation.predictors.base import gives_uncertainty
         from nasagent.evaluation.predictors.factory import make_predictor
@@ -74,11 +74,7 @@ class ParEGO(Strategy):
             if len(front) > self.front_parents:
                 front = list(rng.choice(front, self.front_parents, replace=False))
             for i in front:
-                try:
-                    nbrs = self.space.neighbors(self.archs[i])
-                except NasagentError:
-                    nbrs = [self.space.mutate(self.archs[i], rng) for _ in range(20)]
-                for a in nbrs:
+                for a in local_candidates(self.space, self.archs[i], rng):
                     found.setdefault(self.space.key(a), a)
         target = len(found) + self.n_candidates
         for _ in range(self.n_candidates * 3):
@@ -103,7 +99,7 @@ class ParEGO(Strategy):
             arch = self._random_arch(rng)
         else:
             weights = rng.dirichlet(np.ones(len(self.points[0])))
-            model = self._check_predictor().fit(self.archs, self.chebyshev(weights))
+            model = self._new_predictor().fit(self.archs, self.chebyshev(weights))
             cands = self._candidates(rng) or [self._random_arch(rng)]
             if hasattr(model, "expected_improvement"):
                 value = model.expected_improvement(cands)

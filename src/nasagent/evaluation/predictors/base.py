@@ -71,3 +71,14 @@ def gives_uncertainty(predictor: Predictor) -> bool:
     if type(predictor).predict_std is Predictor.predict_std:
         return False
     return getattr(predictor, "n_models", 2) >= 2
+
+
+def expected_improvement(mean, std, best: float) -> np.ndarray:
+    """Expected improvement over ``best`` (maximisation) of Gaussian beliefs ``mean`` ± ``std`` (std floored at
+    1e-12, so a point the model is certain of scores its plain improvement)."""
+    from scipy.stats import norm
+
+    mean = np.asarray(mean, dtype=np.float64)
+    std = np.maximum(np.asarray(std, dtype=np.float64), 1e-12)
+    z = (mean - best) / std
+    return (mean - best) * norm.cdf(z) + std * norm.pdf(z)

@@ -19,10 +19,9 @@ from functools import lru_cache
 import numpy as np
 from scipy.linalg import cho_solve, solve_triangular
 from scipy.spatial.distance import cdist
-from scipy.stats import norm
 
 from nasagent.core import NasagentError
-from nasagent.evaluation.predictors.base import NotFittedError, Predictor
+from nasagent.evaluation.predictors.base import NotFittedError, Predictor, expected_improvement
 from nasagent.evaluation.predictors.targets import TargetTransform
 
 
@@ -86,5 +85,4 @@ class HammingGPPredictor(Predictor):
         if len(archs) == 0:
             return np.zeros(0)
         mean, std = self._latent(archs)
-        g = (mean - self.best_) / std
-        return (mean - self.best_) * norm.cdf(g) + std * norm.pdf(g)
+        return expected_improvement(mean, std, self.best_)
