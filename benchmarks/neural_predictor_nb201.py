@@ -21,7 +21,7 @@ import numpy as np
 from nasagent.api import Comparison, _compare_one
 from nasagent.registry import make_benchmark
 from nasagent.report.plots import plot_regret_curves, regret_matrix
-from nasagent.report.results import CACHE_DIR, RESULTS_DIR, beats, machine_info, write_results
+from nasagent.report.results import CACHE_DIR, RESULTS_DIR, beats, machine_info, sample_efficiency_ratio, write_results
 
 GP_BO = {"mode": "bo"}  # gp-hamming, expected improvement, batch 1, whole unvisited table, 10 random starts
 #: label -> (strategy, options). The neural-predictor defaults of each mode are the shipped configurations.
@@ -30,6 +30,10 @@ METHODS = {
     "evolution": ("evolution", {}),
     "local-search": ("local-search", {}),
     "np-oneshot": ("neural-predictor", {"mode": "oneshot"}),  # N = 172, GCN ranks the rest of the table
+    # the paper's N sweep (Fig. 7: N = 43 and 86 underperform, larger N costs more samples up front)
+    "np-oneshot-n43": ("neural-predictor", {"mode": "oneshot", "n_train": 43}),
+    "np-oneshot-n86": ("neural-predictor", {"mode": "oneshot", "n_train": 86}),
+    "np-oneshot-n344": ("neural-predictor", {"mode": "oneshot", "n_train": 344}),
     "np-iterative": ("neural-predictor", {"mode": "iterative"}),  # GCN ensemble, Thompson sampling, batch 10
     "np-iterative-gcn": ("neural-predictor", {"mode": "iterative", "predictor": "gcn", "acquisition": "mean"}),
     "np-iterative-gcn-global": ("neural-predictor", {"mode": "iterative", "predictor": "gcn", "acquisition": "mean",
@@ -41,7 +45,7 @@ METHODS = {
     "np-iterative-gp-standard": ("neural-predictor", {**GP_BO, "predictor_options": {"target": "standard"}}),
 }
 #: per-label sample caps where the shared --np-budget would censor too many runs
-CAPS = {"np-iterative-gp": 500, "np-iterative-gp-standard": 300}
+CAPS = {"np-iterative-gp": 500, "np-iterative-gp-standard": 300, "np-iterative": 300}
 CHEAP = ("random", "evolution", "local-search")
 
 
@@ -81,7 +85,7 @@ def main() -> None:
     overrides = {k: int(v) for k, v in (item.split("=") for item in args.seeds_for.split(",") if item)}
     runs, summary = [], {}
     for label in labels:
-        cap = budget if label in CHEAP else args.oneshot_budget if label == "np-oneshot" else CAPS.get(label, args.np_budget)
+        cap = budget if label in CHEAP else args.oneshot_budget if label.startswith("np-oneshot") else CAPS.get(label, args.np_budget)
         n_seeds = args.random_seeds if label == "random" else args.seeds if label in CHEAP else args.np_seeds
         n_seeds = overrides.get(label, n_seeds)
         mine = [run(label, seed, cap) for seed in range(n_seeds)]
@@ -115,6 +119,15 @@ def main() -> None:
         checks["best_np"] = best
         checks["best_np_samples_to_optimum_mean"] = summary[best]["samples_to_optimum_mean"]
         checks["goal_le_60_met"] = summary[best]["samples_to_optimum_mean"] <= 60
+    # the paper's "N x faster than evolution": samples at which a method's mean regret curve reaches evolution's
+    # mean regret at 100 / 200 samples (linear interpolation; report.results.sample_efficiency_ratio)
+    if "evolution" in labels:
+        horizon = max(summary[m]["cap"] for m in np_labels) if np_labels else 200
+        mean_curve = {m: np.nanmean(regret_matrix([x["trace"] for x in runs if x["label"] == m], optimum, horizon), axis=0)
+                      for m in labels if m != "random"}
+        checks["sample_efficiency_vs_evolution"] = {
+            m: {f"at_{b}": sample_efficiency_ratio(mean_curve[m], mean_curve["evolution"], b) for b in (100, 200)}
+            for m in np_labels}
     write_results("neural_predictor_nb201", rows, extra={"checks": checks, "optimum": optimum}, machine=machine_info(threads=1))
     curves = {m: regret_matrix([x["trace"] for x in runs if x["label"] == m], optimum, 200) for m in labels}
     plot_regret_curves(curves, RESULTS_DIR / "neural_predictor_nb201.png",

@@ -23,9 +23,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 
 from nasagent.evaluation.predictors.factory import make_predictor
-from nasagent.evaluation.predictors.metrics import kendall_tau, precision_at_top, spearman_rho
+from nasagent.evaluation.predictors.metrics import classifier_report, kendall_tau, precision_at_top, spearman_rho
+from nasagent.evaluation.predictors.selection import select
 from nasagent.registry import make_benchmark
-from nasagent.report.results import CACHE_DIR, RESULTS_DIR, machine_info, mean_se, write_results
+from nasagent.report.results import CACHE_DIR, RESULTS_DIR, beats, machine_info, mean_se, write_results
 
 #: the GCN recipe used in search (strategies/neural_predictor.py FAST_GCN) and the reference re-implementations'
 FAST_GCN = {"hidden": 64, "epochs": 100, "lr": 2e-3, "batch_size": 32, "weight_decay": 1e-4}
@@ -39,6 +40,8 @@ PREDICTORS = {
     "gbdt": ("gbdt", {}),
     "gp": ("gp", {}),
     "gp-hamming": ("gp-hamming", {}),
+    # the paper's two-stage NB101 predictor; threshold = the training labels' median (91 % is NB101's scale)
+    "cascade": ("cascade", {"threshold_quantile": 0.5, "gcn": FAST_GCN}),
 }
 TIMED = {
     "gcn": ("gcn", FAST_GCN),
@@ -52,6 +55,16 @@ TIMED = {
     "gbdt": ("gbdt", {}),
     "gp": ("gp", {}),
     "gp-hamming": ("gp-hamming", {}),
+}
+#: tuned variants: label -> (predictor, fixed options, grid). The grid is searched once per (dataset, N) by the paper's
+#: rule (10 random one-third hold-outs of seed 0's N training architectures, here scored by Kendall tau), and the
+#: chosen setting is then reused for every seed. ``positions`` is our node-index feature (off in the paper).
+TUNED = {
+    "gcn-tuned": ("gcn", FAST_GCN, {"positions": [0, 8], "batch_size": [8, 32], "dropout": [0.0, 0.1]}),
+    "rf-tuned": ("rf", {"n_estimators": 100}, {"max_features": [0.2, 0.5, 1.0], "min_samples_leaf": [1, 3]}),
+    "gbdt-tuned": ("gbdt", {}, {"learning_rate": [0.02, 0.05, 0.1], "max_depth": [2, 3, 5]}),
+    "mlp-tuned": ("mlp", MLP, {"targets": ["linear", "rank"], "lr": [1e-3, 1e-2]}),
+    "gp-hamming-tuned": ("gp-hamming", {}, {"length_scale": [0.5, 1.0, 2.0]}),
 }
 METRICS = ("kendall_tau", "spearman_rho", "precision_top5")
 
@@ -70,9 +83,19 @@ def _scores(y_true, y_pred) -> dict:
             "precision_top5": precision_at_top(y_true, y_pred, 0.05)}
 
 
-def evaluate(space, archs, y, method: str, n: int, perms, n_test: int, max_n: int) -> list[dict]:
+def tune(space, archs, y, method: str, n: int, perm) -> tuple[dict, list[dict]]:
+    """The grid setting of a ``TUNED`` method chosen on the first ``n`` architectures of ``perm`` (seed 0)."""
+    name, opts, grid = TUNED[method]
+    train = perm[:n]
+    best, results = select(make_predictor(name, space, seed=0, **opts), grid, [archs[i] for i in train], y[train],
+                           n_splits=10, metric="kendall", seed=0)
+    return {**opts, **best}, results
+
+
+def evaluate(space, archs, y, method: str, n: int, perms, n_test: int, max_n: int, opts: dict | None = None) -> list[dict]:
     """Per-seed scores of ``method`` trained on the first ``n`` of each permutation."""
-    name, opts = PREDICTORS[method]
+    name, fixed = (TUNED[method][0], None) if method in TUNED else PREDICTORS[method]
+    opts = fixed if opts is None else opts
     tests = [p[max_n : max_n + n_test] for p in perms]
     if name == "gcn":
         idx = np.unique(np.concatenate([np.concatenate([p[:n], t]) for p, t in zip(perms, tests, strict=True)]))
@@ -85,7 +108,11 @@ def evaluate(space, archs, y, method: str, n: int, perms, n_test: int, max_n: in
     out = []
     for s, (p, t) in enumerate(zip(perms, tests, strict=True)):
         model = make_predictor(name, space, seed=s, **opts).fit([archs[i] for i in p[:n]], y[p[:n]])
-        out.append(_scores(y[t], model.predict([archs[i] for i in t])))
+        held_out = [archs[i] for i in t]
+        out.append(_scores(y[t], model.predict(held_out)))
+        if name == "cascade":  # the filter's own quality (the paper's Fig. 6): good ones dropped, kept ones good
+            rep = classifier_report(y[t], model.pass_probability(held_out) >= model.p_pass, model.threshold_)
+            out[-1].update({"filter_fnr": rep["fnr"], "filter_precision": rep["precision"], "filter_stages": model.stages_})
     return out
 
 
@@ -113,7 +140,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--sizes", default="20,50,100,172,500")
     ap.add_argument("--datasets", default="nb201,nbgraph/cora,nbgraph/citeseer")
-    ap.add_argument("--methods", default=",".join(PREDICTORS))
+    ap.add_argument("--methods", default=",".join([*PREDICTORS, *TUNED]))
     ap.add_argument("--reference-sizes", default="172", help="sizes at which gcn-reference (300 epochs) also runs")
     ap.add_argument("--reference-datasets", default="nb201")
     ap.add_argument("--test", type=int, default=2000)
@@ -144,13 +171,21 @@ def main() -> None:
                     res = json.loads(f.read_text())
                 else:
                     t0 = time.perf_counter()
-                    res = evaluate(space, archs, y, method, n, perms, args.test, max(sizes))
+                    chosen = None
+                    if method in TUNED:
+                        chosen, cv = tune(space, archs, y, method, n, perms[0])
+                    scores = evaluate(space, archs, y, method, n, perms, args.test, max(sizes), chosen)
+                    res = {"scores": scores, "chosen": chosen, "cv": cv} if method in TUNED else scores
                     f.write_text(json.dumps(res))
-                    print(f"{ds:16s} {method:14s} N={n:4d} tau {np.mean([r['kendall_tau'] for r in res]):.3f} ({time.perf_counter() - t0:.1f}s)", flush=True)
+                    tau = np.mean([r["kendall_tau"] for r in scores])
+                    print(f"{ds:16s} {method:14s} N={n:4d} tau {tau:.3f} ({time.perf_counter() - t0:.1f}s) {chosen or ''}", flush=True)
+                chosen = res["chosen"] if isinstance(res, dict) else None
+                res = res["scores"] if isinstance(res, dict) else res
                 per_seed[(ds, method, n)] = res
-                for m in METRICS:
+                for m in METRICS + tuple(k for k in ("filter_fnr", "filter_precision") if k in res[0]):
                     v, se = mean_se(r[m] for r in res)
-                    rows.append({"method": method, "metric": m, "value": v, "se": se, "n_seeds": len(res), "n_train": n, "task": ds})
+                    rows.append({"method": method, "metric": m, "value": v, "se": se, "n_seeds": len(res), "n_train": n, "task": ds,
+                                 **({"chosen": {k: chosen[k] for k in TUNED[method][2]}} if chosen else {})})
     checks = {}
     nb = per_seed.get(("nb201", "gcn", 172))
     if nb:
@@ -165,6 +200,21 @@ def main() -> None:
             cand = {m: np.mean([r["kendall_tau"] for r in per_seed[(ds, m, n)]]) for (d, m, k) in per_seed if d == ds and k == n}
             best[f"{ds}@{n}"] = max(cand, key=cand.get)
     checks["best_by_tau"] = best
+    # the goal: the GCN ranks best on every dataset at N <= 100. Per the protocol, "A beats B" needs the paired
+    # mean difference over the shared seeds to exceed 2 se; the GCN is "best" where no other predictor beats it.
+    # Judged for each GCN variant (the fixed search recipe, and the paper's procedure: tuned per (dataset, N)).
+    for gcn in ("gcn", "gcn-tuned"):
+        verdicts = {}
+        for ds in args.datasets.split(","):
+            for n in (k for k in sizes if k <= 100):
+                if (ds, gcn, n) not in per_seed:
+                    continue
+                mine = [r["kendall_tau"] for r in per_seed[(ds, gcn, n)]]
+                verdicts[f"{ds}@{n}"] = {m: beats(mine, [r["kendall_tau"] for r in per_seed[(d, m, k)]], lower_is_better=False)
+                                         for (d, m, k) in per_seed if d == ds and k == n and not m.startswith(("gcn", "cascade"))}
+        if verdicts:
+            checks[f"{gcn}_vs_flat_predictors_at_n_le_100"] = verdicts
+            checks[f"{gcn}_never_beaten_at_n_le_100"] = all("loss" not in v.values() for v in verdicts.values())
     if not args.no_timings:
         space, archs, y = table("nb201")
         rows += timings(space, archs, y)
@@ -180,14 +230,17 @@ def plot(rows, datasets, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
-    colors = {m: f"C{i}" for i, m in enumerate(PREDICTORS)}  # one colour per predictor in every panel
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets) + 2, 4.5), squeeze=False)
+    # one colour per predictor in every panel; a tuned variant shares its base's colour, dashed
+    colors = {m: f"C{i % 10}" for i, m in enumerate(PREDICTORS)}
     for ax, ds in zip(axes[0], datasets, strict=True):
         sel = [r for r in rows if r.get("task") == ds and r["metric"] == "kendall_tau"]
         for m in dict.fromkeys(r["method"] for r in sel):
             pts = sorted((r["n_train"], r["value"], r["se"]) for r in sel if r["method"] == m)
             n, v, se = map(np.array, zip(*pts, strict=True))
-            ax.errorbar(n, v, yerr=2 * se, marker="o", capsize=3, label=m, color=colors.get(m))
+            base = m.removesuffix("-tuned")
+            ax.errorbar(n, v, yerr=2 * se, marker="o", capsize=3, label=m, color=colors.get(base),
+                        linestyle="--" if m in TUNED else "-", markerfacecolor="white" if m in TUNED else None)
         ax.set_xscale("log")
         ticks = sorted({r["n_train"] for r in sel})
         ax.set_xticks(ticks, [str(t) for t in ticks])
@@ -197,8 +250,8 @@ def plot(rows, datasets, path) -> None:
         ax.set_title(ds)
         ax.grid(alpha=0.3)
     handles = {h.get_label(): h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]}
-    axes[0][0].legend(handles.values(), handles.keys())
-    fig.tight_layout()
+    fig.legend(handles.values(), handles.keys(), loc="center right", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1 - 1.6 / fig.get_figwidth(), 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

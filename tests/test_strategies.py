@@ -63,6 +63,40 @@ def test_state_dict_round_trip_continues_identically(name, nb201):
     assert drive(b, 40) == tail_a
 
 
+def test_evolution_keeps_the_newest_members_and_mutates_a_tournament_winner(nb201):
+    strat = make_strategy("evolution", S, seed=4, population_size=5, sample_size=5)
+    told = []
+    for _ in range(12):
+        t = strat.ask()
+        score = nb201(t.arch).metrics["accuracy"]
+        strat.tell(t, Result(metrics={"accuracy": score}, score=score))
+        told.append((S.key(t.arch), score))
+        # ageing: the population is exactly the last 5 evaluated, oldest first
+        assert [(S.key(a), v) for a, v in strat.population] == told[-5:]
+    # with the tournament = the whole population, every child is one edit from the best member
+    best = max(strat.population, key=lambda m: m[1])[0]
+    child = strat.ask().arch
+    assert S.key(child) in {S.key(n) for n in S.neighbors(best)}
+    failed = make_strategy("evolution", S, seed=4, population_size=3, sample_size=2)
+    t = failed.ask()
+    failed.tell(t, Result(metrics={}, status="failed", error="boom"))
+    assert len(failed.population) == 0 and failed.n_random == 0  # a failed initial member is drawn again
+
+
+def test_sample_efficiency_ratio_interpolates_the_crossing():
+    from nasagent.report.results import sample_efficiency_ratio
+
+    reference = np.linspace(1.0, 0.1, 100)  # mean regret 0.1 after 100 samples
+    fast = 1.0 - 0.05 * np.arange(30)  # 0.1 after exactly 19 samples
+    assert sample_efficiency_ratio(fast, reference, 100) == pytest.approx(100 / 19)
+    halfway = np.array([1.0, 0.3, 0.0])  # 0.1 lies 2/3 of the way from sample 2 to 3
+    assert sample_efficiency_ratio(halfway, reference, 100) == pytest.approx(100 / (2 + 2 / 3))
+    assert np.isnan(sample_efficiency_ratio(np.ones(50), reference, 100))  # never gets there
+    assert sample_efficiency_ratio(-reference, -reference, 40, lower_is_better=False) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="budget"):
+        sample_efficiency_ratio(fast, reference, 101)
+
+
 def test_local_search_needs_neighbours():
     with pytest.raises(NasagentError, match="needs one-edit neighbours"):
         make_strategy("local-search", BoxSpace([0, 0], [1, 1]))

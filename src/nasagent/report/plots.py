@@ -68,6 +68,8 @@ def plot_regret_curves(
     plt = _plt()
     path = Path(path)
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
+    if len(curves) > 10:  # the default cycle repeats after 10: give every curve its own colour
+        ax.set_prop_cycle(color=[plt.get_cmap("tab20")(i) for i in [*range(0, 20, 2), *range(1, 20, 2)]])  # dark first
     for name, m in curves.items():
         x = np.arange(1, m.shape[1] + 1)
         if band == "iqr":

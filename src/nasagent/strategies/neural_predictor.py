@@ -223,7 +223,10 @@ class NeuralPredictorSearch(Strategy):
         cands = self._candidates()
         if not cands:
             raise SpaceExhausted("neural-predictor has no unvisited candidate left to rank")
-        mean = model.predict(cands)
+        # a predictor with its own expected improvement predicts the mean inside it: score the pool once, and
+        # predict the mean only for what is kept (unless soft-Pareto needs it for the whole pool)
+        own_ei = self.acquisition == "ei" and hasattr(model, "expected_improvement") and self.soft_pareto is None
+        mean = None if own_ei else model.predict(cands)
         value = self._acquire(model, cands, mean)
         order = np.argsort(-value, kind="stable")  # ties keep pool order: deterministic, and indices not values
         if self.soft_pareto is not None:
@@ -238,10 +241,13 @@ class NeuralPredictorSearch(Strategy):
         take = self.batch if self.iterative else len(order) if self.soft_pareto is not None else self.queue_size
         if self.top_k is not None and self.mode == "oneshot":
             take = min(take, self.top_k - self.n_ranked)
-        self.ranking = [(cands[i], float(mean[i])) for i in order[:take]]
+        kept = order[:take]
+        predicted = mean[kept] if mean is not None else model.predict([cands[i] for i in kept])
+        self.ranking = [(cands[i], float(p)) for i, p in zip(kept, predicted, strict=True)]
         self._model = model
 
-    def _acquire(self, model, cands, mean: np.ndarray) -> np.ndarray:
+    def _acquire(self, model, cands, mean: np.ndarray | None) -> np.ndarray:
+        """Acquisition values of ``cands``; ``mean`` may be None only when the model computes its own EI."""
         if self.acquisition == "mean":
             return mean
         if self.acquisition == "ei" and hasattr(model, "expected_improvement"):

@@ -4,16 +4,23 @@
 turns them into features: ``space.encode`` by default, a graph encoding for GCNs). ``predict_std`` is
 optional (ensembles, GPs). Constructors only store parameters; ``fit`` validates its input and raises
 ``NasagentError`` with a clear message (too few samples, archs from another space, NaN targets).
+``save(path)`` / ``load_predictor(path)`` checkpoint a fitted predictor (the paper's artifacts).
 """
 
 from __future__ import annotations
 
+import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from nasagent.core import NasagentError
+
+
+#: the tag a checkpoint written by ``Predictor.save`` carries
+CHECKPOINT_FORMAT = "nasagent-predictor"
 
 
 class NotFittedError(NasagentError):
@@ -56,6 +63,14 @@ class Predictor(ABC):
             return np.zeros(0)
         return np.asarray(self._predict(self.featurize(archs)), dtype=np.float64).ravel()
 
+    def save(self, path) -> Path:
+        """Write this predictor, fitted or not, to ``path`` (a pickle; read it back with ``load_predictor``)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            pickle.dump({"format": CHECKPOINT_FORMAT, "version": 1, "predictor": self}, f)
+        return path
+
     def predict_std(self, archs: Sequence) -> np.ndarray:
         raise NasagentError(f"{type(self).__name__} gives no uncertainty; use an ensemble or a GP predictor")
 
@@ -64,6 +79,22 @@ class Predictor(ABC):
 
     @abstractmethod
     def _predict(self, X: np.ndarray) -> np.ndarray: ...
+
+
+def load_predictor(path) -> Predictor:
+    """A predictor written by ``Predictor.save``. Checkpoints are pickles: load only files you trust."""
+    path = Path(path)
+    if not path.is_file():
+        raise NasagentError(f"no predictor checkpoint at {path}")
+    try:
+        with open(path, "rb") as f:
+            doc = pickle.load(f)
+    except Exception as e:  # a truncated file or another format: say which file and what to do
+        raise NasagentError(f"{path} is not a readable nasagent predictor checkpoint ({type(e).__name__}: {e}); "
+                            "write one with predictor.save(path)") from None
+    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT or not isinstance(doc.get("predictor"), Predictor):
+        raise NasagentError(f"{path} is not a nasagent predictor checkpoint; write one with predictor.save(path)")
+    return doc["predictor"]
 
 
 def gives_uncertainty(predictor: Predictor) -> bool:

@@ -26,7 +26,7 @@ import numpy as np
 
 from nasagent.core import NasagentError
 from nasagent.evaluation.predictors.base import NotFittedError, Predictor
-from nasagent.evaluation.predictors.graphs import GraphBatch, GraphEncoder, normalized_adjacency
+from nasagent.evaluation.predictors.graphs import GraphBatch, GraphEncoder, check_positions, normalized_adjacency
 from nasagent.evaluation.predictors.targets import TargetTransform
 
 
@@ -153,6 +153,20 @@ class FittedStack:
     def n_members(self) -> int:
         return len(self.loc)
 
+    def __getstate__(self) -> dict:
+        """Pickle as weights + config: the network class is built inside ``_build_stack``, so it cannot be."""
+        n_in = int(self.net.w_fwd[0].shape[1])
+        weights = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+        return {"cfg": self.cfg, "task": self.task, "loc": self.loc, "scale": self.scale, "n_in": n_in, "weights": weights}
+
+    def __setstate__(self, state: dict) -> None:
+        torch = _torch()
+        with torch.random.fork_rng(devices=[]):  # the throw-away initialisation must not move the caller's RNG
+            net = _build_stack(torch, len(state["loc"]), state["n_in"], state["cfg"])
+        net.load_state_dict(state["weights"])
+        net.eval()
+        self.net, self.cfg, self.task, self.loc, self.scale = net, state["cfg"], state["task"], state["loc"], state["scale"]
+
     def predict(self, inp: GraphInputs, chunk: int = 4096) -> np.ndarray:
         """(members, archs) predictions in target units (probabilities for a classifier)."""
         torch = _torch()
@@ -254,7 +268,9 @@ class GCNPredictor(Predictor):
     ``target`` transforms the labels before the linear head (``rank``: normal scores, our default, see
     ``targets.py``; ``standard``: mean/std as the re-implementations do); the sigmoid head always fits labels
     as they are. ``n_models > 1`` trains an ensemble (each member its own initialisation and batch order) and
-    gives ``predict_std``. ``nb201_prune`` picks the NB201 graph encoding (``graphs.nb201_graph``).
+    gives ``predict_std``. ``nb201_prune`` picks the NB201 graph encoding (``graphs.nb201_graph``). ``positions=P``
+    adds a one-hot node index to the op labels (``graphs.GraphEncoder``): ``"auto"`` (default) does so where nodes
+    are fixed layers (NAS-Bench-Graph) and not for cells; ``0`` is the paper's features everywhere.
     """
 
     def __init__(
@@ -275,22 +291,29 @@ class GCNPredictor(Predictor):
         target: str = "rank",
         n_models: int = 1,
         nb201_prune: bool = True,
+        positions: int | str = "auto",
         threads: int | None = 1,
     ):
         super().__init__(space, seed)
         self.layers, self.hidden, self.fc, self.dropout = layers, hidden, tuple(fc), dropout
         self.lr, self.weight_decay, self.epochs, self.batch_size = lr, weight_decay, epochs, batch_size
         self.norm, self.output, self.output_range, self.target = norm, output, tuple(output_range), target
-        self.n_models, self.nb201_prune, self.threads = n_models, nb201_prune, threads
+        self.n_models, self.nb201_prune, self.positions, self.threads = n_models, nb201_prune, positions, threads
         if n_models < 1:
             raise NasagentError(f"GCN n_models must be >= 1, got {n_models}")
         self.config().check()
         if norm not in ("row", "sym"):
             raise NasagentError(f"GCN norm must be 'row' or 'sym', got {norm!r}")
+        check_positions(positions)
         TargetTransform(target)  # validates the name
         self._encoder = None
         self._fitted: FittedStack | None = None
         self._tf: list[TargetTransform | None] = []
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_encoder"] = None  # rebuilt on first use (it holds a closure over the space)
+        return state
 
     def config(self) -> GCNConfig:
         return GCNConfig(
@@ -305,7 +328,7 @@ class GCNPredictor(Predictor):
     @property
     def encoder(self) -> GraphEncoder:
         if self._encoder is None:
-            self._encoder = GraphEncoder(self.space, nb201_prune=self.nb201_prune)
+            self._encoder = GraphEncoder(self.space, nb201_prune=self.nb201_prune, positions=self.positions)
         return self._encoder
 
     def featurize(self, archs: Sequence) -> GraphInputs:

@@ -9,7 +9,11 @@ space may also define ``graph(arch) -> (adjacency, features)`` and ``graph_vocab
 such as a MobileNet-like space would), which takes precedence.
 
 ``GraphEncoder(space)`` picks the encoding; ``encode_batch`` pads a list of graphs to one size with a node
-mask, so a batch of 10^5 candidates is three dense arrays.
+mask, so a batch of 10^5 candidates is three dense arrays. ``positions=P`` (not in the paper) appends a one-hot
+of each node's index (slots 0..P-1, later nodes share the last): mean pooling forgets *where* an op sits, which
+matters where the nodes are fixed layers rather than interchangeable cell nodes. ``positions="auto"`` turns it
+on exactly there: NAS-Bench-Graph (one slot per node: input, 4 layers, output), and off for cells (see
+docs/predictors.md).
 """
 
 from __future__ import annotations
@@ -126,6 +130,9 @@ def darts_graph(arch) -> tuple[np.ndarray, list[str]]:
 # --------------------------------------------------------------------------------------------------
 # NAS-Bench-Graph: input, 4 layer nodes wired by the link pattern, output fed by the unused layers
 # --------------------------------------------------------------------------------------------------
+NBGRAPH_NODES = 6  # input, 4 layers, output: every NAS-Bench-Graph graph has all six
+
+
 def nbgraph_graph(arch) -> tuple[np.ndarray, list[str]]:
     """``links[i]`` is the input of layer i+1 (0 = the pre-processed features, j = layer j's output); layers no
     other layer reads are combined into the output, as in NAS-Bench-Graph's model builder."""
@@ -161,10 +168,14 @@ def chain_graph(choices: Sequence[str]) -> tuple[np.ndarray, list[str]]:
 class GraphEncoder:
     """Turns architectures of one space into padded graph batches with a fixed label vocabulary."""
 
-    def __init__(self, space, nb201_prune: bool = True):
+    def __init__(self, space, nb201_prune: bool = True, positions: int | str = 0):
         self.space = space
         base = getattr(space, "base", space)  # a SubsetSpace encodes like its base space
         self.nb201_prune = nb201_prune
+        check_positions(positions)
+        if positions == "auto":  # node i is layer i only in NAS-Bench-Graph's graphs: input, 4 layers, output
+            positions = NBGRAPH_NODES if type(base).__name__ == "NBGraphSpace" else 0
+        self.positions = int(positions)
         if hasattr(space, "graph") and hasattr(space, "graph_vocabulary"):
             self._fn, vocab = space.graph, list(space.graph_vocabulary)
         else:
@@ -192,12 +203,15 @@ class GraphEncoder:
 
     @property
     def n_features(self) -> int:
-        return len(self.vocabulary)
+        return len(self.vocabulary) + self.positions
 
     def graph(self, arch) -> tuple[np.ndarray, np.ndarray]:
         adj, labels = self._fn(arch)
-        x = np.zeros((len(labels), len(self.vocabulary)), np.float32)
-        x[np.arange(len(labels)), [self._index[lab] for lab in labels]] = 1.0
+        nodes = np.arange(len(labels))
+        x = np.zeros((len(labels), self.n_features), np.float32)
+        x[nodes, [self._index[lab] for lab in labels]] = 1.0
+        if self.positions:
+            x[nodes, len(self.vocabulary) + np.minimum(nodes, self.positions - 1)] = 1.0
         return np.asarray(adj, np.float32), x
 
     def encode_batch(self, archs: Sequence) -> GraphBatch:
@@ -209,6 +223,13 @@ class GraphEncoder:
                 f"(are they from another space?): {type(e).__name__}: {e}"
             ) from None
         return pad_graphs(graphs, self.n_features)
+
+
+def check_positions(positions) -> None:
+    ok = positions == "auto" or (isinstance(positions, (int, np.integer)) and not isinstance(positions, bool) and positions >= 0)
+    if not ok:
+        raise NasagentError(f"graph positions must be 'auto' or an integer >= 0 (0 = op labels only, the paper's features), "
+                            f"got {positions!r}")
 
 
 def pad_graphs(graphs: Sequence[tuple[np.ndarray, np.ndarray]], n_features: int) -> GraphBatch:

@@ -75,10 +75,12 @@ def select(predictor: Predictor, grid, archs: Sequence, y, n_splits: int = 10, h
     y = np.asarray(y, dtype=np.float64)
     splits = holdout_splits(len(y), n_splits, holdout, seed)
     settings = expand_grid(grid) or [{}]
-    features = predictor.featurize(archs) if hasattr(predictor, "fit_predict_splits") else None
     results = []
     for s in settings:
-        score = cross_validate(clone(predictor, **s), archs, y, splits, metric, features)
+        candidate = clone(predictor, **s)
+        # a setting may change the features themselves (e.g. the GCN's node positions), so each featurises anew
+        features = candidate.featurize(archs) if hasattr(candidate, "fit_predict_splits") else None
+        score = cross_validate(candidate, archs, y, splits, metric, features)
         results.append({"params": s, "score": score})
     best = min(results, key=lambda r: r["score"])
     return best["params"], results
