@@ -35,8 +35,8 @@ from torch import nn
 from nasagent.evaluation.datasets import load_dataset
 from nasagent.report.plots import _plt
 from nasagent.report.results import CACHE_DIR, RESULTS_DIR, beats, machine_info, mean_se, write_results
-from nasagent.systems.compression import (FFTCodec, NoCompression, QSGDCodec, TernGradCodec, TopKCodec, min_useful_ratio,
-                                          pack_bool, relative_error, theta_for_bytes)
+from nasagent.systems.compression import (FFTCodec, NoCompression, QSGDCodec, TernGradCodec, TopKCodec, error_cdf,
+                                          gradient_histogram, min_useful_ratio, pack_bool, relative_error, theta_for_bytes)
 from nasagent.systems.data_parallel import DPConfig, train_data_parallel
 
 MB = 2**20
@@ -86,12 +86,17 @@ def codec_table(grads: list[torch.Tensor], fft_theta: float) -> tuple[list[dict]
         "topk-q10-eqbytes": TopKCodec(theta_for_bytes(lambda t: TopKCodec(t, bits=10), n, budget), bits=10),
         "qsgd-7": QSGDCodec(7),
         "terngrad": TernGradCodec(),
+        # TernGrad's exemption: the classifier (the last Linear, flattened last) goes as float32
+        "terngrad-exempt-last": TernGradCodec(exempt_tail=sum(p.numel() for p in digits_cnn()[-1].parameters())),
     }
     rows = []
     timing_vec = torch.randn(2**20) * 1e-2
+    mid = grads[len(grads) // 2]  # a gradient from the middle of training, for the error CDF (Fig. 7.15)
+    cdfs = {}
     for name, codec in codecs.items():
         errs = [relative_error(g, codec.decode(codec.encode(g), n)) for g in grads]
         enc, dec = _time_codec(codec, timing_vec)
+        cdfs[name] = error_cdf(mid, codec.decode(codec.encode(mid), n))
         row = {"method": name, "task": "digits16-cnn-gradients", "dim": n}
         rows += [
             {**row, "metric": "payload_bytes", "value": codec.payload_bytes(n)},
@@ -100,9 +105,12 @@ def codec_table(grads: list[torch.Tensor], fft_theta: float) -> tuple[list[dict]
             {**row, "metric": "encode_ms_per_mb", "value": enc},
             {**row, "metric": "decode_ms_per_mb", "value": dec},
         ]
+        err, frac = cdfs[name]
+        for q in (0.5, 0.9, 0.99):  # per-value error |g - g_hat| / max|g| at these quantiles
+            rows.append({**row, "metric": f"value_error_p{round(q * 100)}", "value": float(np.interp(q, frac, err))})
         if hasattr(codec, "theta"):
             rows.append({**row, "metric": "theta", "value": codec.theta})
-    return rows, {"budget_bytes": budget}
+    return rows, {"budget_bytes": budget, "error_cdf": cdfs, "gradient_histogram": gradient_histogram(mid)}
 
 
 def _time_codec(codec, vec: torch.Tensor, reps: int = 3) -> tuple[float, float]:
@@ -223,9 +231,10 @@ def verdicts(results: dict) -> dict:
     return {f"{a} vs {b}": beats(acc[a], acc[b], lower_is_better=False) for a, b in pairs if a in acc and b in acc}
 
 
-def plot(results: dict, codec_rows: list, path: Path) -> None:
+def plot(results: dict, codec_rows: list, path: Path, cdfs: dict, histogram) -> None:
     plt = _plt()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 4.6), dpi=110)
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9), dpi=110)
+    (a1, a2), (a3, a4) = axes
     for name, runs in results.items():
         curves = [r["curve"] for r in runs if r["curve"]]
         if not curves:
@@ -251,6 +260,23 @@ def plot(results: dict, codec_rows: list, path: Path) -> None:
     a2.set_ylabel("relative L2 error on real gradients")
     a2.set_title("codecs on the CNN's gradients")
     a2.grid(alpha=0.3)
+    for name, (err, frac) in cdfs.items():  # thesis Fig. 7.15: where each codec's per-value error lies
+        if name != "none":
+            a3.plot(np.maximum(err, 1e-6), frac, label=name)
+    a3.set_xscale("log")
+    a3.set_xlabel("per-value error |g - g_hat| / max|g| (floored at 1e-6)")
+    a3.set_ylabel("fraction of values")
+    a3.set_title("error CDF, gradient from mid-training")
+    a3.legend(fontsize=7)
+    a3.grid(alpha=0.3)
+    edges, counts = histogram
+    nz = np.asarray(counts) > 0  # a log axis cannot show empty bins: leave them blank
+    a4.bar(np.array(edges[:-1])[nz], np.asarray(counts)[nz], width=np.diff(edges)[nz], align="edge")
+    a4.set_yscale("log")
+    a4.set_xlabel("gradient value")
+    a4.set_ylabel("count (log)")
+    a4.set_title("gradient histogram, mid-training: most values sit near zero")
+    a4.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -268,6 +294,7 @@ def main() -> None:
     torch.set_num_threads(1)
     data = load_dataset("digits16", seed=0, copies=2)
     codec_rows, info = codec_table(real_gradients(data), args.theta)
+    cdfs = info.pop("error_cdf")  # the plot's curves; their quantiles are rows
     thr = primitive_throughputs()
     eq74 = {f"{g}gbps": min_useful_ratio(g * 1e9 / 8, **thr) for g in (1, 10, 56)}
     for k, v in eq74.items():
@@ -279,7 +306,7 @@ def main() -> None:
     extra = {"data": data.describe(), "params": n_params(), "primitive_throughput_bytes_per_s": thr, "verdicts": verdicts(results),
              "goal": ">= 10x fewer true bytes than uncompressed with final accuracy within 1 point", **info}
     write_results("compression", rows, extra=extra, machine=machine_info(threads=1))
-    plot(results, codec_rows, RESULTS_DIR / "compression.png")
+    plot(results, codec_rows, RESULTS_DIR / "compression.png", cdfs, info["gradient_histogram"])
     for r in rows:
         if r["metric"] in ("test_accuracy", "accuracy_drop_points", "true_compression_ratio", "relative_error", "compression_ratio"):
             print(f"{r['method']:22s} {r['metric']:24s} {r['value']:.4f} {('± %.4f' % r['se']) if 'se' in r else ''}")

@@ -72,7 +72,8 @@ def test_calibration_picks_the_mantissa_with_least_error():
 def test_payload_length_is_fixed_and_exact(n):
     g = torch.randn(n, generator=torch.Generator().manual_seed(n)) * 1e-2
     for codec in (NoCompression(), FFTCodec(0.85), FFTCodec(0.5, bits=None), FFTCodec(0.85, real_fft=False), TopKCodec(0.9),
-                  TopKCodec(0.9, bits=10), TopKCodec(0.9, index="int32"), QSGDCodec(7), TernGradCodec()):
+                  TopKCodec(0.9, bits=10), TopKCodec(0.9, index="int32"), QSGDCodec(7), TernGradCodec(),
+                  TernGradCodec(exempt_tail=5)):
         payload = codec.encode(g)
         assert payload.dtype == torch.uint8
         assert payload.numel() == codec.payload_bytes(n), codec.name
@@ -128,6 +129,38 @@ def test_qsgd_is_unbiased_and_terngrad_ternary():
     t = TernGradCodec(seed=0)
     out = t.decode(t.encode(g), 200)
     assert set(torch.unique(out / g.abs().max()).round().tolist()) <= {-1.0, 0.0, 1.0}
+
+
+def test_terngrad_sends_the_exempt_last_layer_exactly_and_scales_the_rest_by_itself():
+    g = torch.randn(300, generator=torch.Generator().manual_seed(6)) * 1e-3
+    g[-20:] *= 1000.0  # a last layer with much larger gradients, as a classifier often has
+    t = TernGradCodec(seed=0, exempt_tail=20)
+    out = t.decode(t.encode(g), 300)
+    assert torch.equal(out[-20:], g[-20:])  # float32 on the wire: exact
+    head_scale = g[:-20].abs().max()
+    assert set(torch.unique(out[:-20] / head_scale).round().tolist()) <= {-1.0, 0.0, 1.0}
+    assert t.payload_bytes(300) == 4 + 280 // 4 + 4 * 20
+    # both are unbiased, but with the big last layer setting its scale plain TernGrad almost never fires on the
+    # rest: averaged over 200 draws it is far noisier there than the exempting codec
+    plain = TernGradCodec(seed=0)
+    mean_exempt = torch.stack([t.decode(t.encode(g), 300)[:-20] for _ in range(200)]).mean(0)
+    mean_plain = torch.stack([plain.decode(plain.encode(g), 300)[:-20] for _ in range(200)]).mean(0)
+    assert relative_error(g[:-20], mean_exempt) < 0.3 < relative_error(g[:-20], mean_plain)
+    with pytest.raises(NasagentError, match="exempt_tail"):
+        TernGradCodec(exempt_tail=-1)
+
+
+def test_error_cdf_and_histogram_describe_the_codec_error():
+    from nasagent.systems.compression import error_cdf, gradient_histogram
+
+    g = torch.randn(4000, generator=torch.Generator().manual_seed(8))
+    err, frac = error_cdf(g, g)
+    assert max(err) == 0.0 and frac[0] == 0.0 and frac[-1] == 1.0
+    topk = TopKCodec(0.9)
+    err, _ = error_cdf(g, topk.decode(topk.encode(g), 4000))
+    assert err == sorted(err) and 0 < err[-1] <= 1.0  # dropped values err by at most the largest magnitude
+    edges, counts = gradient_histogram(g, bins=20)
+    assert len(edges) == 21 and sum(counts) == 4000 and counts[9] + counts[10] > counts[0] + counts[-1]
 
 
 def test_bad_inputs_raise_clear_errors():

@@ -451,28 +451,44 @@ class QSGDCodec(Codec):
 
 
 class TernGradCodec(Codec):
-    """TernGrad (Wen et al.): max|g| * {-1, 0, +1}, stochastic, 2 bits a value (no gradient clipping)."""
+    """TernGrad (Wen et al.): max|g| * {-1, 0, +1}, stochastic, 2 bits a value (no gradient clipping).
+
+    ``exempt_tail=k`` sends the last ``k`` values as float32 instead, the TernGrad paper's exemption of the
+    last layer: in a gradient flattened in ``model.parameters()`` order the classifier's weights and bias come
+    last (``exempt_tail=sum of their sizes``). Their magnitude does not set the ternary scale of the rest.
+    """
 
     name = "terngrad"
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0, exempt_tail: int = 0):
+        if int(exempt_tail) < 0:
+            raise NasagentError(f"TernGrad exempt_tail must be >= 0 values, got {exempt_tail}")
         self.gen = torch.Generator().manual_seed(int(seed))
+        self.exempt_tail = int(exempt_tail)
+
+    def _split(self, numel: int) -> int:
+        """How many leading values are ternarised (the rest are exempt)."""
+        return max(numel - self.exempt_tail, 0)
 
     def encode(self, flat):
         x = flat.detach().reshape(-1).to(torch.float32)
-        scale = x.abs().max().clamp_min(1e-30).reshape(1)
-        fire = torch.rand(x.numel(), generator=self.gen).to(x.device) < x.abs() / scale
-        codes = torch.where(fire, torch.where(x < 0, 2, 1), 0)
-        return torch.cat([_f32_bytes(scale), pack_bits(codes, 2)])
+        head, tail = x[: self._split(x.numel())], x[self._split(x.numel()) :]
+        scale = (head.abs().max() if head.numel() else torch.ones(())).clamp_min(1e-30).reshape(1)
+        fire = torch.rand(head.numel(), generator=self.gen).to(x.device) < head.abs() / scale
+        codes = torch.where(fire, torch.where(head < 0, 2, 1), 0)
+        return torch.cat([_f32_bytes(scale), pack_bits(codes, 2), _f32_bytes(tail)])
 
     def decode(self, payload, numel):
         r = _Reader(payload)
         scale = _bytes_f32(r.take(_F32))[0]
-        codes = unpack_bits(r.take(math.ceil(numel * 2 / 8)), 2, numel)
-        return torch.where(codes == 1, scale, torch.where(codes == 2, -scale, torch.zeros((), dtype=scale.dtype)))
+        n = self._split(numel)
+        codes = unpack_bits(r.take(math.ceil(n * 2 / 8)), 2, n)
+        head = torch.where(codes == 1, scale, torch.where(codes == 2, -scale, torch.zeros((), dtype=scale.dtype)))
+        return torch.cat([head, _bytes_f32(r.take(_F32 * (numel - n)))])
 
     def payload_bytes(self, numel):
-        return _F32 + math.ceil(numel / 4)
+        n = self._split(numel)
+        return _F32 + math.ceil(n / 4) + _F32 * (numel - n)
 
 
 CODECS = {"none": NoCompression, "fft": FFTCodec, "topk": TopKCodec, "qsgd": QSGDCodec, "terngrad": TernGradCodec}
@@ -492,6 +508,25 @@ def relative_error(original: torch.Tensor, reconstructed: torch.Tensor) -> float
     """alpha = ||v - v_hat|| / ||v|| (thesis Assumption 3, Fig. 7.12)."""
     denom = float(original.norm())
     return float((original - reconstructed).norm()) / denom if denom > 0 else 0.0
+
+
+def error_cdf(original: torch.Tensor, reconstructed: torch.Tensor, points: int = 200) -> tuple[list[float], list[float]]:
+    """The CDF of the per-value error |v - v_hat| / max|v| (thesis Fig. 7.15): ``points`` (error, fraction <=)
+    pairs at evenly spaced quantiles, so codecs with different error shapes can be overlaid."""
+    v = original.detach().reshape(-1).to(torch.float64)
+    err = ((v - reconstructed.detach().reshape(-1).to(torch.float64)).abs() / v.abs().max().clamp_min(1e-30)).sort().values
+    q = torch.linspace(0, 1, points, dtype=torch.float64)
+    idx = (q * (err.numel() - 1)).round().long()
+    return err[idx].tolist(), q.tolist()
+
+
+def gradient_histogram(grad: torch.Tensor, bins: int = 60) -> tuple[list[float], list[int]]:
+    """Bin edges and counts of a gradient's values (thesis Fig. 7.15: most values sit near zero)."""
+    v = grad.detach().reshape(-1).to(torch.float64)
+    lim = float(v.abs().max().clamp_min(1e-30))
+    counts = torch.histc(v, bins=bins, min=-lim, max=lim)
+    edges = torch.linspace(-lim, lim, bins + 1, dtype=torch.float64)
+    return edges.tolist(), [int(c) for c in counts.tolist()]
 
 
 def theta_for_bytes(make, numel: int, target_bytes: int, lo: float = 0.0, hi: float = 0.9999) -> float:
