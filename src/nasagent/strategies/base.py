@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nasagent.core import Arch, NasagentError, Result, Trial
+from nasagent.core import Arch, NasagentError, Result, SpaceExhausted, Trial
 from nasagent.spaces.base import Space
 
 
@@ -25,6 +25,27 @@ def local_candidates(space, arch, rng: np.random.Generator, draws: int = 20) -> 
         return space.neighbors(arch)
     except NasagentError:
         return [space.mutate(arch, rng) for _ in range(draws)]
+
+
+def sample_unvisited(space, rng: np.random.Generator, visited, max_tries: int, who: str):
+    """A uniform sample of ``space`` whose key is not in ``visited``: the random step of every strategy that
+    never re-proposes. ``SpaceExhausted`` after ``max_tries`` draws (the space is, or nearly is, used up)."""
+    for _ in range(max_tries):
+        arch = space.sample(rng)
+        if space.key(arch) not in visited:
+            return arch
+    raise SpaceExhausted(f"{who} found no unvisited architecture in {max_tries} samples")
+
+
+def add_random_candidates(found: dict, space, rng: np.random.Generator, n: int) -> None:
+    """Add up to ``n`` new uniform samples to ``found`` (key -> arch), drawing at most ``3 n`` times: the
+    global half of the candidate pools that model-based strategies score."""
+    target = len(found) + n
+    for _ in range(n * 3):
+        if len(found) >= target:
+            break
+        arch = space.sample(rng)
+        found.setdefault(space.key(arch), arch)
 
 
 @dataclass

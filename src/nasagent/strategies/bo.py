@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nasagent.core import NasagentError, Result, SpaceExhausted, Trial
-from nasagent.strategies.base import Proposal, Strategy, local_candidates
+from nasagent.core import NasagentError, Result, Trial
+from nasagent.strategies.base import Proposal, Strategy, local_candidates, sample_unvisited
 
 
 def _botorch():
@@ -81,11 +81,7 @@ class BayesianOptimization(Strategy):
         return Proposal(arch, info={"phase": phase})
 
     def _random(self):
-        for _ in range(self.max_tries):
-            arch = self.space.sample(self.rng)
-            if self.space.key(arch) not in self.proposed:
-                return arch
-        raise SpaceExhausted(f"bo found no unproposed architecture in {self.max_tries} samples")
+        return sample_unvisited(self.space, self.rng, self.proposed, self.max_tries, "bo")
 
     def _pool(self) -> list:
         out: dict[str, object] = {}

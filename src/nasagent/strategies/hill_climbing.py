@@ -10,8 +10,8 @@ as no child improves (classic steepest ascent).
 
 from __future__ import annotations
 
-from nasagent.core import Result, SpaceExhausted, Trial
-from nasagent.strategies.base import Proposal, Strategy
+from nasagent.core import Result, Trial
+from nasagent.strategies.base import Proposal, Strategy, sample_unvisited
 
 
 class HillClimbing(Strategy):
@@ -47,11 +47,7 @@ class HillClimbing(Strategy):
         return Proposal(arch, info={"phase": phase})
 
     def _random_unvisited(self):
-        for _ in range(self.max_tries):
-            arch = self.space.sample(self.rng)
-            if self.space.key(arch) not in self.proposed:
-                return arch
-        raise SpaceExhausted(f"hill climbing found no unvisited start in {self.max_tries} samples")
+        return sample_unvisited(self.space, self.rng, self.proposed, self.max_tries, "hill climbing")
 
     # -- tell ---------------------------------------------------------------------------------------
     def _observe(self, trial: Trial, result: Result) -> None:

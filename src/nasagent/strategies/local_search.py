@@ -9,7 +9,7 @@ Nothing already proposed is proposed again.
 from __future__ import annotations
 
 from nasagent.core import NasagentError, Result, SpaceExhausted, Trial
-from nasagent.strategies.base import Proposal, Strategy
+from nasagent.strategies.base import Proposal, Strategy, sample_unvisited
 
 
 class LocalSearch(Strategy):
@@ -47,11 +47,7 @@ class LocalSearch(Strategy):
         return Proposal(arch, info={"phase": phase})
 
     def _fresh_sample(self):
-        for _ in range(self.max_tries):
-            arch = self.space.sample(self.rng)
-            if self.space.key(arch) not in self.asked:
-                return arch
-        raise SpaceExhausted(f"local search found no unvisited architecture in {self.max_tries} samples")
+        return sample_unvisited(self.space, self.rng, self.asked, self.max_tries, "local search")
 
     def _move(self, member) -> None:
         self.current = member

@@ -38,7 +38,7 @@ import math
 import numpy as np
 
 from nasagent.core import NasagentError, Result, SpaceExhausted, Trial
-from nasagent.strategies.base import Proposal, Strategy, local_candidates
+from nasagent.strategies.base import Proposal, Strategy, add_random_candidates, local_candidates, sample_unvisited
 
 MODES = ("oneshot", "iterative", "bo")
 ACQUISITIONS = ("its", "ucb", "ei", "mean")
@@ -181,11 +181,7 @@ class NeuralPredictorSearch(Strategy):
                 if self._fresh(pool[i]):
                     return pool[i]
             raise SpaceExhausted("neural-predictor has proposed every architecture of the space")
-        for _ in range(self.max_tries):
-            arch = self.space.sample(self.rng)
-            if self._fresh(arch):
-                return arch
-        raise SpaceExhausted(f"neural-predictor found no unvisited architecture in {self.max_tries} samples")
+        return sample_unvisited(self.space, self.rng, self.proposed, self.max_tries, "neural-predictor")
 
     def _enumerated(self):
         """The whole space as a list when it has at most ``pool_size`` architectures, else None."""
@@ -206,12 +202,7 @@ class NeuralPredictorSearch(Strategy):
                 for a in local_candidates(self.space, self.archs[i], rng):
                     seen.setdefault(self.space.key(a), a)
         n_random = (BO_RANDOM_CANDIDATES if self.random_candidates is None else self.random_candidates) if local else self.pool_size
-        target = len(seen) + n_random
-        for _ in range(n_random * 3):
-            if len(seen) >= target:
-                break
-            a = self.space.sample(rng)
-            seen.setdefault(self.space.key(a), a)
+        add_random_candidates(seen, self.space, rng, n_random)
         return [a for k, a in seen.items() if k not in self.proposed]
 
     def _rank(self) -> None:

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nasagent.core import NasagentError, Result, Trial
+from nasagent.core import NasagentError, Result, SpaceExhausted, Trial
 from nasagent.runtime.pareto import crowding, nondominated, pareto_ranks
-from nasagent.strategies.base import Strategy
+from nasagent.strategies.base import Strategy, sample_unvisited
 
 
 def crowded_order(points: np.ndarray, violation: np.ndarray) -> np.ndarray:
@@ -81,11 +81,10 @@ class NSGA2Evolution(Strategy):
         # a converged population whose one-edit neighbourhood is all evaluated: a random immigrant instead of
         # a re-proposal (re-proposals cost no budget, so without this a run can spin without progress)
         self.immigrants += 1
-        for _ in range(self.max_tries):
-            arch = self.space.sample(self.rng)
-            if self.space.key(arch) not in self.seen:
-                return self._fresh(arch)
-        return self._fresh(child)
+        try:
+            return self._fresh(sample_unvisited(self.space, self.rng, self.seen, self.max_tries, "evolution-nsga2"))
+        except SpaceExhausted:
+            return self._fresh(child)
 
     def _fresh(self, arch):
         self.seen.add(self.space.key(arch))

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nasagent.core import NasagentError, Result, SpaceExhausted, Trial
+from nasagent.core import NasagentError, Result, Trial
 from nasagent.runtime.pareto import nondominated
-from nasagent.strategies.base import Strategy, local_candidates
+from nasagent.strategies.base import Strategy, add_random_candidates, local_candidates, sample_unvisited
 
 
 class ParEGO(Strategy):
@@ -76,31 +76,19 @@ class ParEGO(Strategy):
             for i in front:
                 for a in local_candidates(self.space, self.archs[i], rng):
                     found.setdefault(self.space.key(a), a)
-        target = len(found) + self.n_candidates
-        for _ in range(self.n_candidates * 3):
-            if len(found) >= target:
-                break
-            a = self.space.sample(rng)
-            found.setdefault(self.space.key(a), a)
+        add_random_candidates(found, self.space, rng, self.n_candidates)
         return [a for k, a in found.items() if k not in self.proposed]
-
-    def _random_arch(self, rng):
-        for _ in range(self.max_tries):
-            arch = self.space.sample(rng)
-            if self.space.key(arch) not in self.proposed:
-                return arch
-        raise SpaceExhausted(f"parego found no unvisited architecture in {self.max_tries} samples")
 
     # -- ask / tell ---------------------------------------------------------------------------------------
     def _propose(self):
         rng = np.random.default_rng([self.seed, 11, self.n_proposals])
         self.n_proposals += 1
         if len(self.points) < max(self.n_init, 2):
-            arch = self._random_arch(rng)
+            arch = sample_unvisited(self.space, rng, self.proposed, self.max_tries, "parego")
         else:
             weights = rng.dirichlet(np.ones(len(self.points[0])))
             model = self._new_predictor().fit(self.archs, self.chebyshev(weights))
-            cands = self._candidates(rng) or [self._random_arch(rng)]
+            cands = self._candidates(rng) or [sample_unvisited(self.space, rng, self.proposed, self.max_tries, "parego")]
             if hasattr(model, "expected_improvement"):
                 value = model.expected_improvement(cands)
             else:  # upper confidence bound for predictors without a latent EI
