@@ -2,9 +2,10 @@
 
 For each network: peak memory by the shared meter (``systems.memory.measure_peak``) and step time of plain
 PyTorch and of the memory runtime under the thesis' four stages - baseline (nothing freed before the step
-ends), liveness, + offload of convolution outputs, + cost-aware recomputation - next to the largest
-single layer's need l_peak (two ways: the runtime's tensor inventory, and the meter on each layer run
-alone, workspaces included). Also: the estimator (meta-device dry run) against the meter, the planner under
+ends), liveness, + offload of convolution outputs, + cost-aware recomputation, and that last stage with
+branch-point outputs offloaded too (recompute-fanout, ours) - next to the largest single layer's need
+l_peak (three ways: the meter on each layer run alone, workspaces included; the runtime's tensor
+inventory; the same without parameter gradients, which is what the thesis' peak_m counts). Also: the estimator (meta-device dry run) against the meter, the planner under
 memory limits, recomputation modes (Table 8.1's extra forwards), and replays through the 1 KB first-fit
 pool and the LRU tensor cache. Writes benchmarks/results/memory.json and memory.png.
 
@@ -94,6 +95,7 @@ def bench_network(name: str, batch: int, reps: int, rows: list, traces: dict) ->
     loss_fn = nn.functional.cross_entropy
     task = f"{name}/b{batch}"
     policies = ladder(model, x.shape)
+    policies["recompute-fanout"] = ladder(model, x.shape, fanout_checkpoints=True)["recompute"]
     runtimes = {stage: MemoryRuntime(model, pol) for stage, pol in policies.items()}
 
     def pytorch_step():
@@ -124,9 +126,11 @@ def bench_network(name: str, batch: int, reps: int, rows: list, traces: dict) ->
     lname, l_meas = max(needs_measured.items(), key=lambda kv: kv[1])
     live_rt = runtimes["liveness"]
     l_ledger = max(live_rt.layer_need.values())
+    l_dynamic = max(live_rt.layer_need_dynamic.values())
     rows += [
         {"method": "layer", "metric": "l_peak_mb_measured", "value": l_meas / MB, "task": task, "layer": lname},
         {"method": "layer", "metric": "l_peak_mb_ledger", "value": l_ledger / MB, "task": task},
+        {"method": "layer", "metric": "l_peak_mb_dynamic", "value": l_dynamic / MB, "task": task},
         {"method": "runtime", "metric": "max_abs_grad_diff_vs_autograd", "value": max_err, "task": task},
         {"method": "model", "metric": "param_mb", "value": sum(p.numel() * 4 for p in model.parameters()) / MB, "task": task},
     ]
@@ -141,6 +145,8 @@ def bench_network(name: str, batch: int, reps: int, rows: list, traces: dict) ->
             rt = runtimes[stage]
             rows.append({**row, "metric": "peak_mb_ledger", "value": rt.ledger.peak / MB})
             rows.append({**row, "metric": "peak_over_l_peak_ledger", "value": rt.ledger.peak / l_ledger})
+            rows.append({**row, "metric": "peak_mb_dynamic", "value": rt.ledger.dynamic_peak / MB})
+            rows.append({**row, "metric": "peak_over_l_peak_dynamic", "value": rt.ledger.dynamic_peak / l_dynamic})
             est = dry(policies[stage]).ledger.peak
             rows.append({**row, "metric": "estimate_mb", "value": est / MB})
             rows.append({**row, "metric": "estimate_over_measured", "value": est / m.peak_bytes})
@@ -220,7 +226,7 @@ def plot(rows: list, traces: dict, path) -> None:
     plt = _plt()
     nets = sorted({n for n, _ in traces})
     fig, axes = plt.subplots(2, len(nets), figsize=(6.5 * len(nets), 8), dpi=110, squeeze=False)
-    stages = ["pytorch", "baseline", "liveness", "offload", "recompute"]
+    stages = ["pytorch", "baseline", "liveness", "offload", "recompute", "recompute-fanout"]
     for c, net in enumerate(nets):
         ax = axes[0][c]
         task = next(r["task"] for r in rows if r["task"].startswith(net))
@@ -228,7 +234,8 @@ def plot(rows: list, traces: dict, path) -> None:
         ratio = [next(r["value"] for r in rows if r["task"] == task and r["method"] == s and r["metric"] == "step_time_ratio") for s in stages]
         lpk = next(r["value"] for r in rows if r["task"] == task and r["metric"] == "l_peak_mb_measured")
         lpl = next(r["value"] for r in rows if r["task"] == task and r["metric"] == "l_peak_mb_ledger")
-        bars = ax.bar(stages, peaks, color=["tab:gray", "tab:red", "tab:orange", "tab:blue", "tab:green"], alpha=0.85)
+        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+        bars = ax.bar(stages, peaks, color=["tab:gray", "tab:red", "tab:orange", "tab:blue", "tab:green", "tab:olive"], alpha=0.85)
         for b, rt in zip(bars, ratio):
             ax.annotate(f"{rt:.2f}x time", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=8)
         ax.axhline(lpk, color="k", ls="--", lw=1, label=f"largest layer, measured ({lpk:.1f} MB)")
@@ -266,8 +273,9 @@ def main() -> None:
                   machine=machine_info(threads=1))
     plot(rows, traces, RESULTS_DIR / "memory.png")
     for r in rows:
-        if r["metric"] in ("peak_mb", "peak_over_l_peak_measured", "peak_over_l_peak_ledger", "step_time_ratio", "l_peak_mb_measured", "l_peak_mb_ledger"):
-            print(f"{r['task']:14s} {r['method']:14s} {r['metric']:28s} {r['value']:.3f}")
+        if r["metric"] in ("peak_mb", "peak_over_l_peak_measured", "peak_over_l_peak_ledger", "peak_over_l_peak_dynamic",
+                           "step_time_ratio", "l_peak_mb_measured", "l_peak_mb_ledger", "l_peak_mb_dynamic"):
+            print(f"{r['task']:14s} {r['method']:16s} {r['metric']:28s} {r['value']:.3f}")
 
 
 if __name__ == "__main__":

@@ -300,3 +300,64 @@ def test_training_evaluator_rejects_networks_over_max_memory_without_training():
     assert tight(skip).status == "ok"
     with pytest.raises(NasagentError, match="max_memory_mb"):
         TrainingBenchmark(data, epochs=1, max_memory_mb=-1, C=4, N=1)
+
+
+class TwoBlocks(nn.Module):
+    """A stem and two residual blocks with identity skips: every block input is a branch point."""
+
+    def __init__(self, width: int = 8):
+        super().__init__()
+        torch.manual_seed(2)
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU())
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+                          nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width)) for _ in range(2))
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for block in self.blocks:
+            x = torch.relu(block(x) + x)
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def test_fanout_checkpoints_keep_gradients_and_lower_the_residual_peak_toward_the_largest_layer():
+    model = TwoBlocks()
+    x, y = _batch(n=8, size=16)
+    _, ref = _autograd_step(copy.deepcopy(model), x, y)
+    faithful = ladder(model, x.shape)["recompute"]
+    fanout = ladder(model, x.shape, fanout_checkpoints=True)["recompute"]
+    assert fanout.name == "recompute-fanout"
+    graph = trace_layers(copy.deepcopy(model))
+    branch_points = [l.name for l in graph.layers if l.kind == "cheap" and len(set(l.consumers)) > 1]
+    assert branch_points and all(fanout.actions[n] == "offload" and faithful.actions[n] == "recompute" for n in branch_points)
+    state = copy.deepcopy(model.state_dict())
+    rts = {}
+    for pol in (faithful, fanout):
+        model.load_state_dict(state)
+        rts[pol.name], _, grads = _runtime_step(model, pol, x, y)
+        for g, r in zip(grads, ref):
+            assert torch.allclose(g, r, atol=1e-5, rtol=1e-4), pol.name
+    live, _, _ = _runtime_step(model, ladder(model, x.shape)["liveness"], x, y)
+    l_dynamic = max(live.layer_need_dynamic.values())
+    assert rts["recompute-fanout"].ledger.dynamic_peak < rts["recompute"].ledger.dynamic_peak
+    assert rts["recompute-fanout"].ledger.dynamic_peak <= 1.5 * l_dynamic
+    assert rts["recompute-fanout"].stats["recomputed_layers"] < rts["recompute"].stats["recomputed_layers"]
+    assert estimate_peak(model, x.shape, "recompute-fanout").peak_bytes == rts["recompute-fanout"].ledger.peak
+
+
+def test_dynamic_peak_leaves_out_exactly_the_parameter_gradients():
+    model = cnn()
+    x, y = _batch()
+    rt, _, grads = _runtime_step(model, ladder(model, x.shape)["liveness"], x, y)
+    grad_bytes = sum(g.numel() * g.element_size() for g in grads)
+    assert rt.ledger.dynamic_current == 0 and rt.ledger.current == grad_bytes
+    assert rt.ledger.peak - grad_bytes <= rt.ledger.dynamic_peak < rt.ledger.peak
+    conv = next(l for l in rt.graph.layers if l.kind == "conv")
+    weights = sum(p.numel() * p.element_size() for p in conv.params() if p.requires_grad)
+    assert weights > 0 and rt.layer_need[conv.name] - rt.layer_need_dynamic[conv.name] == weights
+    for p in model.parameters():  # frozen weights: nothing but dynamic tensors
+        p.requires_grad_(False)
+    frozen = MemoryRuntime(model, ladder(model, x.shape)["liveness"])
+    frozen.step(x, y, nn.functional.cross_entropy)
+    assert frozen.ledger.dynamic_peak == frozen.ledger.peak

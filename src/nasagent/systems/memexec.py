@@ -40,6 +40,7 @@ from nasagent.core import NasagentError
 from nasagent.systems.memgraph import INPUT, LayerGraph, layer_flops, trace_layers
 
 KEEP, OFFLOAD, RECOMPUTE = "keep", "offload", "recompute"
+PARAM_GRAD = "parameter-gradient"
 ACTIONS = (KEEP, OFFLOAD, RECOMPUTE)
 
 
@@ -69,12 +70,20 @@ class MemoryPolicy:
 
 
 class Ledger:
-    """Bytes of every tensor the runtime holds, with a per-step high-water trace and an event log."""
+    """Bytes of every tensor the runtime holds, with a per-step high-water trace and an event log.
+
+    ``peak`` counts everything the runtime holds, parameter gradients included. ``dynamic_peak`` leaves the
+    parameter gradients out, like the weights themselves: they are the persistent "functional" tensors
+    SuperNeurons allocates before the step, and the thesis' peak_m excludes them (Table 8.1 gives ResNet50
+    and ResNet101 the same peak_m, which memory that grows with the weights could not do).
+    """
 
     def __init__(self) -> None:
         self.live: dict = {}
         self.current = 0
         self.peak = 0
+        self.dynamic_current = 0
+        self.dynamic_peak = 0
         self.host_current = 0
         self.host_peak = 0
         self.trace: list[tuple[str, int, int]] = []  # (step label, peak bytes within the step, live tensors)
@@ -88,6 +97,9 @@ class Ledger:
             return
         self.live[key] = (int(nbytes), kind)
         self.current += int(nbytes)
+        if kind != PARAM_GRAD:
+            self.dynamic_current += int(nbytes)
+            self.dynamic_peak = max(self.dynamic_peak, self.dynamic_current)
         if self.current > self.peak:
             self.peak = self.current
             self.peak_live = list(self.live)
@@ -99,6 +111,8 @@ class Ledger:
         item = self.live.pop(key, None)
         if item is not None:
             self.current -= item[0]
+            if item[1] != PARAM_GRAD:
+                self.dynamic_current -= item[0]
             self.events.append(("free", key, item[0]))
 
     def use(self, key) -> None:
@@ -163,6 +177,7 @@ class LayerwiseRuntime:
         self.ledger = Ledger()
         self.stats: dict = {}
         self.layer_need: dict[str, int] = {}  # bytes each layer's forward or backward step touches (l_i)
+        self.layer_need_dynamic: dict[str, int] = {}  # the same without the layer's weight gradients
         self.layer_out_bytes: dict[str, int] = {}
         self.layer_flops: dict[str, float] = {}
         self.saved_by: dict[str, list[str]] = {}  # layer -> layers whose outputs its backward needs
@@ -530,7 +545,7 @@ class LayerwiseRuntime:
         layer = self.graph.layers[i]
         pos = self.route.index(i)
         targets = [leaf for _, leaf in self.leaves.get(i, [])] + self.params.get(i, [])
-        need = 0
+        need = pneed = 0
         if i in self.G and targets and self.out[i].requires_grad:
             for k in self.needs.get(i, ()):
                 self._materialize(k)
@@ -550,13 +565,15 @@ class LayerwiseRuntime:
                 if g is None:
                     continue
                 need += g.numel() * g.element_size()
+                pneed += g.numel() * g.element_size()
                 if p.grad is None:
                     p.grad = g
-                    self.ledger.alloc(("P", id(p)), g.numel() * g.element_size(), "parameter-gradient")
+                    self.ledger.alloc(("P", id(p)), g.numel() * g.element_size(), PARAM_GRAD)
                 else:
                     p.grad = p.grad + g
             del grads
         self.layer_need[layer.name] = max(self._fwd_need.get(i, 0), need)
+        self.layer_need_dynamic[layer.name] = max(self._fwd_need.get(i, 0), need - pneed)
         if self.policy.free_dead:
             self.out.pop(i, None)
             self.leaves.pop(i, None)

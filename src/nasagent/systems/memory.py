@@ -49,7 +49,8 @@ def estimate_peak(model: torch.nn.Module, input_shape, policy: str | MemoryPolic
     """Peak bytes of one training step of ``model`` on a batch of ``input_shape`` (batch dimension included).
 
     Runs the memory runtime on a meta-device copy, so nothing is computed or allocated. ``policy`` is one of
-    the thesis' stages ("baseline", "liveness" - what plain PyTorch does, "offload", "recompute") or a
+    the thesis' stages ("baseline", "liveness" - what plain PyTorch does, "offload", "recompute"),
+    "recompute-fanout" (recompute, with branch-point outputs offloaded: ``superneurons_policy``) or a
     ``MemoryPolicy``. The figure excludes the weights and the input batch, like ``measure_peak``. A model
     ``torch.fx`` cannot trace gets a coarser estimate, only for "liveness": the tensors its forward pass saves
     for backward plus twice the largest activation, from a meta-device pass, or - when the forward needs real
@@ -66,10 +67,12 @@ def estimate_peak(model: torch.nn.Module, input_shape, policy: str | MemoryPolic
             raise
         return _estimate_untraced(model, shape, params)
     if isinstance(policy, str):
-        if policy not in STAGES:
-            raise NasagentError(f"unknown memory policy {policy!r}; use one of {', '.join(STAGES)} or a MemoryPolicy")
-        pol = superneurons_policy(dry.graph, policy)
-        if policy == "recompute":
+        names = (*STAGES, "recompute-fanout")
+        if policy not in names:
+            raise NasagentError(f"unknown memory policy {policy!r}; use one of {', '.join(names)} or a MemoryPolicy")
+        fanout = policy == "recompute-fanout"
+        pol = superneurons_policy(dry.graph, "recompute" if fanout else policy, fanout_checkpoints=fanout)
+        if pol.name.startswith("recompute"):
             pol.recompute_mode = cost_aware_modes(model, shape, pol)
     else:
         pol = policy

@@ -48,9 +48,17 @@ def dry_run(model: torch.nn.Module, example, policy: MemoryPolicy) -> LayerwiseR
     return DryRunner(model, example)(policy)
 
 
-def superneurons_policy(graph: LayerGraph, stage: str, modes: dict[str, str] | None = None) -> MemoryPolicy:
+def superneurons_policy(graph: LayerGraph, stage: str, modes: dict[str, str] | None = None,
+                        fanout_checkpoints: bool = False) -> MemoryPolicy:
     """The thesis' ladder: baseline (nothing freed early), liveness, + offload of convolution outputs,
-    + recomputation of every other output (convolutions stay checkpoints, dense layers stay resident)."""
+    + recomputation of every other output (convolutions stay checkpoints, dense layers stay resident).
+
+    ``fanout_checkpoints`` (ours, off by default = the thesis): in the last stage, a cheap output that feeds
+    more than one layer (a residual block's output, read by the next convolution and by the skip path) is
+    offloaded like a convolution output instead of recomputed. Recomputing it during a backward step means
+    rebuilding the join that made it - both its inputs and its output at once - beside the gradients that
+    step already holds; fetching it costs one tensor.
+    """
     if stage not in STAGES:
         raise NasagentError(f"unknown memory stage {stage!r}; choose one of {', '.join(STAGES)}")
     if stage == "baseline":
@@ -62,8 +70,9 @@ def superneurons_policy(graph: LayerGraph, stage: str, modes: dict[str, str] | N
         return MemoryPolicy("offload", actions=actions)
     for l in graph.layers:
         if l.kind == "cheap":
-            actions[l.name] = RECOMPUTE
-    return MemoryPolicy("recompute", actions=actions, recompute_mode=dict(modes or {}))
+            actions[l.name] = OFFLOAD if fanout_checkpoints and len(set(l.consumers)) > 1 else RECOMPUTE
+    name = "recompute-fanout" if fanout_checkpoints else "recompute"
+    return MemoryPolicy(name, actions=actions, recompute_mode=dict(modes or {}))
 
 
 def recompute_segments(graph: LayerGraph, policy: MemoryPolicy) -> list[list[int]]:
@@ -103,10 +112,11 @@ def cost_aware_modes(model, example, policy: MemoryPolicy, l_peak: int | None = 
     return modes
 
 
-def ladder(model, example) -> dict[str, MemoryPolicy]:
-    """The four stages of Fig. 8.10 for this model, the last with cost-aware recomputation modes."""
+def ladder(model, example, fanout_checkpoints: bool = False) -> dict[str, MemoryPolicy]:
+    """The four stages of Fig. 8.10 for this model, the last with cost-aware recomputation modes
+    (``fanout_checkpoints``: see ``superneurons_policy``)."""
     graph = trace_layers(_meta_copy(model))
-    out = {s: superneurons_policy(graph, s) for s in STAGES}
+    out = {s: superneurons_policy(graph, s, fanout_checkpoints=fanout_checkpoints) for s in STAGES}
     out["recompute"].recompute_mode = cost_aware_modes(model, example, out["recompute"])
     return out
 
