@@ -185,7 +185,8 @@ def bench_network(name: str, batch: int, reps: int, rows: list, traces: dict) ->
         cap = int(frac * live_rt.ledger.peak)
         lru = lru_replay(live_rt.ledger.events, cap)
         rows.append({"task": task, "method": f"lru-cache-{int(frac * 100)}pct", "metric": "transfer_mb",
-                     "value": (lru["offload_bytes"] + lru["fetch_bytes"]) / MB, "misses": lru["misses"]})
+                     "value": (lru["offload_bytes"] + lru["fetch_bytes"]) / MB, "misses": lru["misses"],
+                     "locked_overflow_mb": lru["locked_overflow_bytes"] / MB})
     rows.append({"task": task, "method": "static-offload", "metric": "transfer_mb",
                  "value": (runtimes["offload"].stats["offloaded_bytes"] + runtimes["offload"].stats["fetched_bytes"]) / MB})
 

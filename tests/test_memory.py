@@ -275,9 +275,37 @@ def test_first_fit_pool_reuses_and_coalesces_freed_blocks():
 
 def test_lru_cache_moves_nothing_when_everything_fits_and_evicts_the_least_recent():
     events = [("alloc", "a", 10), ("alloc", "b", 10), ("alloc", "c", 10), ("use", "a", 10), ("free", "b", 10), ("free", "c", 10)]
-    assert lru_replay(events, 30) == {"offload_bytes": 0, "fetch_bytes": 0, "misses": 0}
-    tight = lru_replay(events, 20)  # c evicts a (least recent), then using a brings it back by evicting b
-    assert tight == {"offload_bytes": 20, "fetch_bytes": 10, "misses": 1}
+    assert lru_replay(events, 30) == {"offload_bytes": 0, "fetch_bytes": 0, "misses": 0, "locked_overflow_bytes": 0}
+    # one step per event: c evicts a (least recent), then using a brings it back by evicting b
+    stepped = [e for ev in events for e in (ev, ("step", "s", 0))]
+    assert lru_replay(stepped, 20) == {"offload_bytes": 20, "fetch_bytes": 10, "misses": 1, "locked_overflow_bytes": 0}
+
+
+def test_lru_cache_never_evicts_a_tensor_locked_by_the_running_step():
+    # step 2 works on a, b and c at once: with room for two, nothing may go out during it (an unlocked cache
+    # would evict b); later steps evict least-recent first: b before a (a was used after b in step 2)
+    events = [("alloc", "a", 10), ("step", "1", 0), ("alloc", "b", 10), ("use", "a", 10), ("alloc", "c", 10),
+              ("step", "2", 0), ("alloc", "d", 10), ("step", "3", 0), ("use", "b", 10)]
+    roomy = lru_replay(events, 30)
+    assert roomy == {"offload_bytes": 20, "fetch_bytes": 10, "misses": 1, "locked_overflow_bytes": 0}  # b; a to fetch b
+    tight = lru_replay(events, 20)
+    assert tight["locked_overflow_bytes"] == 10  # step 2's working set is 30 against 20
+    assert tight["offload_bytes"] == 20 + 10 and tight["misses"] == 1  # b and a out in step 3; c out to fetch b
+    # a step whose working set exceeds the cache: nothing can be evicted, the excess is reported
+    crowded = [("alloc", "a", 10), ("alloc", "b", 10), ("alloc", "c", 10), ("step", "1", 0)]
+    assert lru_replay(crowded, 20) == {"offload_bytes": 0, "fetch_bytes": 0, "misses": 0, "locked_overflow_bytes": 10}
+
+
+def test_the_runtime_log_marks_steps_for_the_cache_replay():
+    model = cnn()
+    x, y = _batch()
+    rt, _, _ = _runtime_step(model, ladder(model, x.shape)["liveness"], x, y)
+    steps = [e for e in rt.ledger.events if e[0] == "step"]
+    assert len(steps) == len(rt.ledger.trace) == 2 * len(rt.graph.layers) + 1  # forward, loss, backward
+    res = lru_replay(rt.ledger.events, rt.ledger.peak)
+    assert res["offload_bytes"] == 0 and res["locked_overflow_bytes"] == 0
+    small = lru_replay(rt.ledger.events, max(rt.layer_need.values()) // 4)
+    assert small["locked_overflow_bytes"] > 0  # a quarter of the largest layer's need cannot hold that step
 
 
 # -- the NAS evaluator hook: reject a network estimated above a memory limit, before training it --------------------

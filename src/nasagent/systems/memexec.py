@@ -87,7 +87,7 @@ class Ledger:
         self.host_current = 0
         self.host_peak = 0
         self.trace: list[tuple[str, int, int]] = []  # (step label, peak bytes within the step, live tensors)
-        self.events: list[tuple[str, object, int]] = []  # ("alloc"|"free"|"use", key, bytes)
+        self.events: list[tuple[str, object, int]] = []  # ("alloc"|"free"|"use", key, bytes), ("step", label, 0)
         self.peak_live: list = []  # keys alive when the peak was reached
         self._step_peak = 0
         self._step_count = 0
@@ -125,6 +125,7 @@ class Ledger:
 
     def end_step(self, label: str) -> None:
         self.trace.append((label, self._step_peak, self._step_count))
+        self.events.append(("step", label, 0))
         self._step_peak = self.current
         self._step_count = len(self.live)
 

@@ -279,34 +279,49 @@ def _insert_free(free_list: list[list[int]], start: int, n: int) -> None:
 
 
 def lru_replay(events, capacity: int) -> dict:
-    """Replay a step's tensor uses through an LRU tensor cache of ``capacity`` bytes (Alg. 9): a tensor is
-    evicted to the host only when a new one does not fit; returns bytes moved each way and the misses."""
+    """Replay a step's tensor uses through an LRU tensor cache of ``capacity`` bytes (Alg. 9).
+
+    A tensor is evicted to the host only when a new one does not fit, least recently used first, and never
+    while it is locked: every tensor allocated or used within the current layer step stays locked until the
+    step ends (a ``("step", label, 0)`` event, which the runtime's ledger writes after each step). When every
+    cached tensor is locked and the new one still does not fit, the step's working set exceeds the cache
+    (Alg. 9 leaves this undefined): the replay admits the tensor anyway and books the excess in
+    ``locked_overflow_bytes`` (its largest value over the step), so a capacity below a layer's need shows up
+    as a number rather than a hang. Returns bytes moved each way, the misses and that overflow.
+    """
     cache: OrderedDict = OrderedDict()
-    out_bytes = in_bytes = misses = 0
+    out_bytes = in_bytes = misses = overflow = 0
     used = 0
     evicted: set = set()
-    sizes: dict = {}
+    locked: set = set()
     for kind, key, nbytes in events:
+        if kind == "step":
+            locked.clear()
+            continue
         if kind == "free":
             if key in cache:
                 used -= cache.pop(key)
             evicted.discard(key)
+            locked.discard(key)
             continue
         nbytes = int(nbytes)
-        sizes[key] = nbytes
+        locked.add(key)
         if key in cache:
             cache.move_to_end(key)
             continue
-        while used + nbytes > capacity and cache:
-            old, size = cache.popitem(last=False)
+        while used + nbytes > capacity:
+            victim = next((k for k in cache if k not in locked), None)
+            if victim is None:
+                overflow = max(overflow, used + nbytes - capacity)
+                break
+            size = cache.pop(victim)
             used -= size
             out_bytes += size
-            evicted.add(old)
+            evicted.add(victim)
         if kind == "use" and key in evicted:
             in_bytes += nbytes
             misses += 1
             evicted.discard(key)
         cache[key] = nbytes
         used += nbytes
-    return {"offload_bytes": out_bytes, "fetch_bytes": in_bytes, "misses": misses}
-
+    return {"offload_bytes": out_bytes, "fetch_bytes": in_bytes, "misses": misses, "locked_overflow_bytes": overflow}
