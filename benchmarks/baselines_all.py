@@ -8,8 +8,12 @@ samples, mean and standard error over seeds 0..S-1, all in one invocation.
 Scale-down (CPU budget of a shared 2-core machine; the issue asks for 100 seeds): fast strategies run
 ``--seeds`` seeds with a budget of ``--budget`` samples; strategies whose per-sample cost is high (a model
 fitted per proposal: GP-BO, TPE, AlphaX, LaNAS, the neural predictor, ...) run ``--slow-seeds`` seeds with a
-budget of 200, so their samples-to-optimum is censored at 200. Each row states its seeds, budget and
-censored count. Runs are cached per (method, seed, budget) under benchmarks/cache/baselines_all/.
+budget of 200, so their samples-to-optimum is censored at 200. Runs are cached per (method, seed, budget)
+under benchmarks/cache/baselines_all/, so a run resumes; ``--stop-by HH:MM`` (UTC) starts no run after that
+time, ``--interleave`` runs the slowest methods round-robin by seed (so a cut-short run leaves them similar
+seed counts) and ``--from-cache`` only writes the JSON/PNG from what is cached. Each row covers the cached
+seeds 0..n-1 of its method and states n_seeds, budget and censored count; ``plan`` in the JSON gives the
+seeds run of those planned.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ def _run(method: str, seed: int, budget: int) -> dict:
             return json.load(f)
     t0 = time.perf_counter()
     r = compare("nb201", [method], seeds=[seed], budget=budget, at=AT).runs[0]
-    r = {k: r[k] for k in ("samples_to_optimum", "samples", "trace", "stop_reason")} | {"seconds": time.perf_counter() - t0}
+    r = {k: r[k] for k in ("samples_to_optimum", "samples", "trace", "stop_reason")}
+    r["seconds"] = time.perf_counter() - t0
     os.makedirs(CACHE, exist_ok=True)
     with open(path, "w") as f:
         json.dump(r, f, default=float)
@@ -57,12 +62,34 @@ def probe(method: str) -> str | None:
     return None
 
 
+def _cached_seeds(method: str, budget: int, wanted: int) -> list[dict]:
+    """The cached runs of seeds 0, 1, ... (stopping at the first gap), so every row covers seeds 0..n-1."""
+    runs = []
+    for s in range(wanted):
+        path = os.path.join(CACHE, f"{method}__s{s}__n{budget}.json")
+        if not os.path.exists(path):
+            break
+        with open(path) as f:
+            runs.append(json.load(f))
+    return runs
+
+
+def _past(stop_by: str | None) -> bool:
+    """True once the UTC clock reads ``stop_by`` (HH:MM): no new runs start after it."""
+    return stop_by is not None and time.strftime("%H:%M", time.gmtime()) >= stop_by
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=100, help="seeds of the fast strategies")
     ap.add_argument("--slow-seeds", type=int, default=100, help="seeds of the slow strategies")
     ap.add_argument("--budget", type=int, default=15_625, help="sample budget of the fast strategies")
-    ap.add_argument("--methods", nargs="+", default=list(STRATEGIES))
+    ap.add_argument("--methods", nargs="+", default=list(STRATEGIES), help="run one after another, in this order")
+    ap.add_argument("--interleave", nargs="*", default=[],
+                    help="run after --methods, round-robin by seed (seed 0 of each, then seed 1, ...), so slow "
+                         "methods cut short by --stop-by end with similar seed counts")
+    ap.add_argument("--from-cache", action="store_true", help="run nothing: write the JSON/PNG from the cached runs")
+    ap.add_argument("--stop-by", default=None, help="UTC HH:MM after which no new run starts")
     args = ap.parse_args()
     import torch
 
@@ -70,39 +97,71 @@ def main() -> None:
 
     bench = make_benchmark("nb201")
     optimum = bench.optimum(bench.objective())[0]
-    rows, curves, skipped, plan = [], {}, {}, {}
-    for method in args.methods:
+    methods, skipped = [], {}
+    for method in [*args.methods, *args.interleave]:
         why = probe(method)
         if why is not None:
             skipped[method] = why
             print(f"{method:18s} not applicable: {why}", flush=True)
+        else:
+            methods.append(method)
+    plan = {m: (args.seeds, args.budget) if m in FAST else (args.slow_seeds, SLOW_BUDGET) for m in methods}
+    if not args.from_cache:
+        for method in (m for m in args.methods if m in plan):
+            seeds, budget = plan[method]
+            for s in range(seeds):
+                if _past(args.stop_by):
+                    break
+                _run(method, s, budget)
+            _write(methods, plan, skipped, optimum, args)  # after every method, so a cut-short run still reports
+        rounds = max((plan[m][0] for m in args.interleave if m in plan), default=0)
+        for s in range(rounds):
+            for method in (m for m in args.interleave if m in plan and s < plan[m][0]):
+                if not _past(args.stop_by):
+                    _run(method, s, plan[method][1])
+            if s % 5 == 4:
+                _write(methods, plan, skipped, optimum, args)
+    _write(methods, plan, skipped, optimum, args, verbose=True)
+
+
+def _write(methods, plan, skipped, optimum, args, verbose: bool = False) -> None:
+    rows, curves, got, not_run = [], {}, {}, []
+    for method in methods:
+        planned, budget = plan[method]
+        runs = _cached_seeds(method, budget, planned)
+        if not runs:
+            not_run.append(method)
             continue
-        fast = method in FAST
-        seeds, budget = (args.seeds, args.budget) if fast else (args.slow_seeds, SLOW_BUDGET)
-        plan[method] = {"seeds": seeds, "budget": budget}
-        runs = [_run(method, s, budget) for s in range(seeds)]
+        seeds = len(runs)
+        got[method] = {"seeds": seeds, "planned_seeds": planned, "budget": budget}
         sto = np.array([r["samples_to_optimum"] or budget for r in runs], dtype=float)
         censored = int(sum(r["samples_to_optimum"] is None for r in runs))
         common = {"task": "nb201/cifar10", "n_seeds": seeds, "budget": budget, "censored": censored}
         m, se = mean_se(sto)
-        rows.append({"method": method, "metric": "samples_to_optimum_mean", "value": m, "se": se, "median": float(np.median(sto)), **common})
+        rows.append({"method": method, "metric": "samples_to_optimum_mean", "value": m, "se": se,
+                     "median": float(np.median(sto)), **common})
         reg = regret_matrix([r["trace"] for r in runs], optimum, max(AT))
         curves[method] = reg
         for n in AT:
             m_n, se_n = mean_se(reg[:, n - 1])
-            rows.append({"method": method, "metric": f"regret_at_{n}", "value": m_n, "se": se_n, "samples": n, **common})
+            rows.append({"method": method, "metric": f"regret_at_{n}", "value": m_n, "se": se_n, "samples": n,
+                         **common})
         secs = [r["seconds"] / max(r["samples"], 1) for r in runs]
         rows.append({"method": method, "metric": "seconds_per_sample", "value": float(np.mean(secs)), **common})
-        print(f"{method:18s} seeds {seeds:3d} budget {budget:5d}  samples-to-optimum {m:8.1f} (se {se:6.1f}, censored {censored:3d})"
-              f"  regret@100 {reg[:, 99].mean():.3f}  regret@200 {reg[:, 199].mean():.3f}  {np.mean(secs) * 1e3:.1f} ms/sample", flush=True)
-        _write(rows, curves, skipped, plan, optimum, args)  # after every method, so a cut-short run still reports
-
-
-def _write(rows, curves, skipped, plan, optimum, args) -> None:
-    write_results("baselines_all", rows, extra={"not_applicable": skipped, "plan": plan, "optimum": optimum,
-                                                "scale_down": f"fast strategies {args.seeds} seeds / budget {args.budget}; "
-                                                              f"slow ones {args.slow_seeds} seeds / budget {SLOW_BUDGET} (issue: 100 seeds)"})
-    plot_regret_curves(curves, RESULTS_DIR / "baselines_all.png", title="NB201 CIFAR-10: mean regret of every applicable strategy (95 % band)",
+        if verbose:
+            print(f"{method:18s} seeds {seeds:3d}/{planned:3d} budget {budget:5d}  "
+                  f"samples-to-optimum {m:8.1f} (se {se:6.1f}, median {np.median(sto):6.1f}, censored {censored:3d})  "
+                  f"regret@100 {reg[:, 99].mean():.3f}  "
+                  f"regret@200 {reg[:, 199].mean():.3f}  {np.mean(secs) * 1e3:.1f} ms/sample", flush=True)
+    short = {m: f"{g['seeds']} of {g['planned_seeds']}" for m, g in got.items() if g["seeds"] < g["planned_seeds"]}
+    write_results("baselines_all", rows, extra={
+        "not_applicable": skipped, "plan": got, "not_run": not_run, "optimum": optimum,
+        "scale_down": f"fast strategies {args.seeds} seeds / budget {args.budget}; slow ones {args.slow_seeds} seeds "
+                      f"/ budget {SLOW_BUDGET} (issue: 100 seeds); cut short by CPU time (seeds run of planned): "
+                      f"{short or 'none'}",
+    })
+    plot_regret_curves(curves, RESULTS_DIR / "baselines_all.png",
+                       title="NB201 CIFAR-10: mean regret of every applicable strategy (95 % band)",
                        ylabel="regret (accuracy points)")
 
 

@@ -188,6 +188,7 @@ STRATEGIES: dict[str, StrategyEntry] = {
     "alphax": StrategyEntry("nasagent.strategies.alphax:AlphaX", "AlphaX: MCTS over construction actions with a Meta-DNN value model and two-phase backprop (sequential spaces)"),
     "evolution-nsga2": StrategyEntry("nasagent.strategies.nsga2:NSGA2Evolution", "multi-objective evolution: steady-state NSGA-II selection (rank + crowding), one-edit mutation"),
     "parego": StrategyEntry("nasagent.strategies.parego:ParEGO", "multi-objective BO: a random Chebyshev scalarisation per proposal, GP (overlap kernel) + EI"),
+    "mobo-ehvi": StrategyEntry("nasagent.strategies.ehvi:EHVI", "multi-objective BO: per-objective GPs (overlap kernel), expected hypervolume improvement over the whole space"),
     "hill-climbing": StrategyEntry("nasagent.strategies.hill_climbing:HillClimbing", "AlphaX baseline: evaluate every child, move to the best, restart on a revisit"),
     "q-learning": StrategyEntry("nasagent.strategies.q_learning:QLearning", "tabular epsilon-greedy Q-learning over sequential decisions (alpha 0.2, gamma 1, eps 0.2, Q0 0.5)"),
     "reinforce": StrategyEntry("nasagent.strategies.reinforce:Reinforce", "REINFORCE over independent categorical decisions (Adam, moving-average baseline)"),
