@@ -9,7 +9,7 @@ inventory; the same without parameter gradients, which is what the thesis' peak_
 memory limits, recomputation modes (Table 8.1's extra forwards), and replays through the 1 KB first-fit
 pool and the LRU tensor cache. Writes benchmarks/results/memory.json and memory.png.
 
-    python benchmarks/memory.py            # ~10 min on a busy 2-core machine; --reps 3 for a quicker run
+    python benchmarks/memory.py --reps 9   # ~6 min on a quiet 2-core machine; --reps 3 for a quicker run
 """
 
 from __future__ import annotations
@@ -86,7 +86,15 @@ class ResNet(nn.Module):
 NETWORKS = {"deep-cnn": deep_cnn, "resnet": ResNet}
 
 
-def bench_network(name: str, batch: int, reps: int, rows: list, traces: dict) -> None:
+def _timed(fn, steps: int) -> float:
+    """Seconds for ``steps`` consecutive training steps: one ~0.1 s step alone is at the mercy of the scheduler."""
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return time.perf_counter() - t0
+
+
+def bench_network(name: str, batch: int, reps: int, rows: list, traces: dict, steps_per_rep: int = 3) -> None:
     torch.manual_seed(0)
     model = NETWORKS[name]()
     plain = copy.deepcopy(model)  # plain PyTorch keeps its in-place ReLUs (tracing switches them off in `model`)
@@ -155,18 +163,18 @@ def bench_network(name: str, batch: int, reps: int, rows: list, traces: dict) ->
             traces[(name, stage)] = [(lab, b / MB) for lab, b, _ in rt.ledger.trace]
     rows.append({"task": task, "method": "liveness", "metric": "estimate_peak_api_mb", "value": estimate_peak(model, x.shape).peak_bytes / MB})
 
-    # step times: interleaved repetitions, ratio to plain PyTorch within each repetition
+    # step times: interleaved repetitions of steps_per_rep steps each, ratio to plain PyTorch within each repetition
     times = {k: [] for k in steps}
     for _ in range(reps):
         for k, fn in steps.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
+            times[k].append(_timed(fn, steps_per_rep) / steps_per_rep)
     for k, ts in times.items():
         ratios = [t / b for t, b in zip(ts, times["pytorch"])]
-        rows.append({"task": task, "method": k, "metric": "step_seconds", "value": statistics.median(ts), "samples": reps})
+        rows.append({"task": task, "method": k, "metric": "step_seconds", "value": statistics.median(ts), "samples": reps,
+                     "steps_per_rep": steps_per_rep})
         rows.append({"task": task, "method": k, "metric": "step_time_ratio", "value": statistics.median(ratios),
-                     "samples": reps, "sd": statistics.pstdev(ratios), "min": min(ratios), "max": max(ratios)})
+                     "samples": reps, "steps_per_rep": steps_per_rep, "sd": statistics.pstdev(ratios), "min": min(ratios),
+                     "max": max(ratios), "ratio_of_total_time": sum(ts) / sum(times["pytorch"])})
 
     # recomputation modes (Table 8.1): extra forwards and estimated peak
     rec = policies["recompute"]
@@ -207,11 +215,8 @@ def bench_network(name: str, batch: int, reps: int, rows: list, traces: dict) ->
         m = measure_peak(fn)
         ratios = []
         for _ in range(max(2, reps // 2)):
-            t0 = time.perf_counter()
-            pytorch_step()
-            t1 = time.perf_counter()
-            fn()
-            ratios.append((time.perf_counter() - t1) / (t1 - t0))
+            base = _timed(pytorch_step, steps_per_rep)
+            ratios.append(_timed(fn, steps_per_rep) / base)
         n_off = sum(a == "offload" for a in plan.policy.actions.values())
         n_rec = sum(a == "recompute" for a in plan.policy.actions.values())
         rows += [
@@ -263,13 +268,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--steps-per-rep", type=int, default=3, help="consecutive steps timed together in each repetition")
     ap.add_argument("--networks", nargs="+", default=list(NETWORKS))
     args = ap.parse_args()
     torch.set_num_threads(1)
     rows: list = []
     traces: dict = {}
     for name in args.networks:
-        bench_network(name, args.batch, args.reps, rows, traces)
+        bench_network(name, args.batch, args.reps, rows, traces, args.steps_per_rep)
     write_results("memory", rows, extra={"goal": "peak <= 1.5x largest single layer's need with recompute, step time <= 1.3x plain PyTorch"},
                   machine=machine_info(threads=1))
     plot(rows, traces, RESULTS_DIR / "memory.png")
