@@ -172,6 +172,41 @@ def test_dead_worker_fails_its_trial_and_the_search_goes_on():
     assert failed and all("died" in r.error or "broke" in r.error for r in failed)
 
 
+def test_a_pool_found_broken_at_submit_is_replaced_and_its_old_trials_fail(nb201):
+    """A worker can die after wait() collected the last results: submit then meets a broken pool (CI saw it)."""
+    import concurrent.futures as cf
+
+    from nasagent.core import Trial
+
+    ex = ProcessPoolExecutor(1, factory=_slow_nb201)
+    ex.start(nb201)
+    try:
+        arch = S.sample(np.random.default_rng(0))
+        old = cf.Future()
+        old.set_exception(cf.process.BrokenProcessPool("a worker died"))
+        ex.futures[old] = (Trial(0, arch), ex.generation)  # a trial of the pool that broke
+
+        class Broken:
+            def submit(self, *a, **k):
+                raise cf.process.BrokenProcessPool("a worker died")
+
+            def shutdown(self, **k):
+                pass
+
+        real, ex.pool = ex.pool, Broken()
+        real.shutdown(wait=True)
+        ex.submit(Trial(1, arch))
+        assert isinstance(ex.pool, cf.ProcessPoolExecutor) and ex.generation == 1
+        results = {}
+        while ex.futures:
+            results.update({t.number: r for t, r in ex.wait()})
+        assert results[0].status == "failed" and "died" in results[0].error
+        assert results[1].status == "ok" and results[1].metrics["accuracy"] == nb201.value(S.key(arch), "accuracy")
+        assert ex.generation == 1  # the old pool's failure did not throw away the fresh pool
+    finally:
+        ex.shutdown()
+
+
 def test_budget_validation():
     with pytest.raises(NasagentError, match="must be > 0"):
         Budget(evaluations=0)

@@ -100,7 +100,8 @@ class ProcessPoolExecutor(Executor):
         self.factory = factory
         self.start_method = start_method
         self.pool: cf.ProcessPoolExecutor | None = None
-        self.futures: dict[cf.Future, Trial] = {}
+        self.futures: dict[cf.Future, tuple[Trial, int]] = {}  # -> (trial, generation of the pool running it)
+        self.generation = -1
 
     def start(self, evaluator, budget: Budget | None = None) -> None:
         super().start(evaluator, budget)
@@ -109,37 +110,49 @@ class ProcessPoolExecutor(Executor):
         self._new_pool()
 
     def _new_pool(self) -> None:
+        self.generation += 1  # futures remember which pool ran them
         self.pool = cf.ProcessPoolExecutor(
             max_workers=self.capacity, mp_context=mp.get_context(self.start_method), initializer=_init_worker, initargs=(self.factory,)
         )
 
+    def _replace_pool(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self._new_pool()
+
     def submit(self, trial: Trial) -> None:
-        fut = self.pool.submit(_run_in_worker, trial.arch, self.trial_budget, trial.hint)
-        self.futures[fut] = trial
+        try:
+            fut = self.pool.submit(_run_in_worker, trial.arch, self.trial_budget, trial.hint)
+        except cf.process.BrokenProcessPool:
+            # a worker died after the last wait() collected its results: the trials still on the old pool fail
+            # when waited for; this one goes to a fresh pool
+            self._replace_pool()
+            fut = self.pool.submit(_run_in_worker, trial.arch, self.trial_budget, trial.hint)
+        self.futures[fut] = (trial, self.generation)
 
     def wait(self) -> list[tuple[Trial, Result]]:
         done, _ = cf.wait(list(self.futures), return_when=cf.FIRST_COMPLETED)
         out = []
         broken = False
         for fut in done:
-            trial = self.futures.pop(fut)
+            trial, gen = self.futures.pop(fut)
             try:
                 out.append((trial, fut.result()))
             except cf.process.BrokenProcessPool:
-                broken = True
+                broken = broken or gen == self.generation  # an old pool's failure was dealt with when it broke
                 out.append((trial, Result.failed("the worker process evaluating this trial died")))
             except Exception as e:  # noqa: BLE001 - e.g. an unpicklable result
                 out.append((trial, Result.failed(f"{type(e).__name__}: {e}")))
         if broken:
             # every other future of a broken pool fails too: collect them, then start a fresh pool
-            for fut, trial in list(self.futures.items()):
+            for fut, (trial, gen) in list(self.futures.items()):
+                if gen != self.generation:
+                    continue
                 try:
                     out.append((trial, fut.result(timeout=0)))
                 except Exception:  # noqa: BLE001
                     out.append((trial, Result.failed("the worker pool broke while this trial was running")))
                 del self.futures[fut]
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            self._new_pool()
+            self._replace_pool()
         return out
 
     def shutdown(self) -> None:
