@@ -34,6 +34,7 @@ from scipy.linalg import cho_solve, solve_triangular
 from scipy.stats import norm
 
 from nasagent.core import NasagentError, SpaceExhausted
+from nasagent.evaluation.predictors.gp import overlap_kernel
 from nasagent.evaluation.predictors.targets import TargetTransform
 from nasagent.runtime.pareto import REFERENCE, nondominated
 from nasagent.strategies.base import sample_unvisited
@@ -72,7 +73,7 @@ class _OverlapGP:
         self.Kp = None if pool_codes is None else np.zeros((len(pool_codes), 0))
 
     def kernel(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
-        return np.exp(-_l1(A, B) / (2.0 * self.length_scale))
+        return overlap_kernel(A, B, self.length_scale)
 
     def add(self, key: str, x: np.ndarray) -> None:
         x = np.asarray(x, dtype=float)[None, :]
@@ -103,15 +104,6 @@ class _OverlapGP:
             V = solve_triangular(self.L, Ks.T, lower=True, check_finite=False)
         std = np.sqrt(np.clip(1.0 - (V * V).sum(0), 1e-12, None))
         return (tf, center, scale), Ks @ alpha, std
-
-
-def _l1(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Pairwise L1 distances, by one matrix product when both are 0/1 codes (one-hot encodings)."""
-    if ((A == 0) | (A == 1)).all() and ((B == 0) | (B == 1)).all():
-        return A.sum(1)[:, None] + B.sum(1)[None, :] - 2.0 * (A @ B.T)
-    from scipy.spatial.distance import cdist
-
-    return cdist(A, B, "cityblock")
 
 
 class EHVI(ParEGO):

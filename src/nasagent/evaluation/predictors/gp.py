@@ -32,6 +32,15 @@ def _cached_encoding(space, arch) -> np.ndarray:
     return x.astype(np.uint8) if ((x == 0) | (x == 1)).all() else x
 
 
+def overlap_kernel(A: np.ndarray, B: np.ndarray, length_scale: float) -> np.ndarray:
+    """exp(-|a - b|_1 / (2 length_scale)) between the rows of A and B (shared with strategies/ehvi.py)."""
+    if ((A == 0) | (A == 1)).all() and ((B == 0) | (B == 1)).all():  # 0/1 codes: |a-b|_1 by one matrix product
+        l1 = A.sum(1)[:, None] + B.sum(1)[None, :] - 2.0 * (A @ B.T)
+    else:
+        l1 = cdist(A, B, "cityblock")
+    return np.exp(-l1 / (2.0 * length_scale))
+
+
 class HammingGPPredictor(Predictor):
     def __init__(self, space, seed: int = 0, length_scale: float = 1.0, noise: float = 1e-3, target: str = "rank"):
         super().__init__(space, seed)
@@ -49,11 +58,7 @@ class HammingGPPredictor(Predictor):
             return super().featurize(archs)  # raises the contract's clear error
 
     def _kernel(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
-        if ((A == 0) | (A == 1)).all() and ((B == 0) | (B == 1)).all():  # 0/1 codes: |a-b|_1 by one matrix product
-            l1 = A.sum(1)[:, None] + B.sum(1)[None, :] - 2.0 * (A @ B.T)
-        else:
-            l1 = cdist(A, B, "cityblock")
-        return np.exp(-l1 / (2.0 * self.length_scale))
+        return overlap_kernel(A, B, self.length_scale)
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
         self._tf = TargetTransform(self.target)
