@@ -290,6 +290,11 @@ def test_search_resumes_to_the_same_state_as_an_uninterrupted_run(tiny_data, tmp
     assert proposals[0] == second.controller.argmax() and len({second.space.key(p) for p in proposals}) == 3
     report = second.report()
     assert report["target"] == target and report["history"][-1]["step"] == second.step
+    last = report["history"][-1]
+    assert last["cost_ratio"] == pytest.approx(last["cost"] / target)
+    # the advantage was taken against the baseline before this step's update: b' = m b + (1 - m) r  =>  r - b = (r - b') / m
+    m = second.controller.momentum
+    assert last["advantage"] == pytest.approx((last["reward"] - last["baseline"]) / m)
 
 
 def test_run_oneshot_retrains_the_proposal_from_scratch(tiny_data, tmp_path):
@@ -321,3 +326,17 @@ def test_cli_samples_latency_matched_architectures_and_reports_bad_targets():
     res = runner.invoke(app, ["tunas", "search", "--target", str(10 * hi), "--space", "proxylessnas-tiny", "--data", "digits",
                               "--cost", "flops", "--epochs", "1"])
     assert res.exit_code == 2 and "cannot be met" in res.output and "pick a target in that range" in res.output
+
+
+def test_cli_profile_latency_measures_the_table_at_the_requested_thread_count(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from nasagent.cli import app
+
+    path = tmp_path / "lat.json"
+    res = CliRunner().invoke(app, ["tunas", "profile-latency", "--table", str(path), "--space", "proxylessnas-tiny",
+                                   "--data", "digits", "--samples", "2", "--threads", "2"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(path.read_text())["device"]["threads"] == 2

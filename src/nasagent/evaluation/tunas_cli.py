@@ -42,7 +42,9 @@ def _setup(space: str, data: str, data_seed: int, cost: str, table: Path | None,
     torch.set_num_threads(max(1, int(threads)))
     sp = make_space(space)
     dataset = load_dataset(data, seed=data_seed)
-    options = {"path": table} if (cost == "latency" and table) else {}
+    options = {"threads": max(1, int(threads))} if cost == "latency" else {}  # the table is measured at this thread count
+    if cost == "latency" and table:
+        options["path"] = table
     if table and cost != "latency":
         raise NasagentError("--table is the latency table; it only applies with --cost latency")
     return sp, dataset, make_cost_model(cost, sp, dataset.input_shape, dataset.num_classes, **options)

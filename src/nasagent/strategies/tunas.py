@@ -277,8 +277,8 @@ class TunasSearch:
         per_epoch = self.steps_per_epoch()
         total = schedule_epochs * per_epoch
         stop = stop_epochs * per_epoch
-        xtr, ytr = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
-        xva, yva = torch.from_numpy(data.x_val), torch.from_numpy(data.y_val)
+        xtr, ytr = torch.from_numpy(data.x_train).to(self.device), torch.from_numpy(data.y_train).to(self.device)
+        xva, yva = torch.from_numpy(data.x_val).to(self.device), torch.from_numpy(data.y_val).to(self.device)
         rl_batch = min(len(yva), self.batch_size * self.rl_batch_multiplier)
         self.supernet.train()
         while self.step < stop and (seconds is None or self.seconds < seconds):
@@ -321,7 +321,8 @@ class TunasSearch:
                     best = self.controller.argmax()
                     self.history.append({
                         "step": self.step, "loss": loss_total, "q": float(np.mean(qs)), "cost": float(np.mean(ts)),
-                        "reward": float(np.mean(rewards)), "baseline": info["baseline"], "rl_lr": rl_lr, "warmup_p": p,
+                        "reward": float(np.mean(rewards)), "baseline": info["baseline"], "advantage": info["advantage"],
+                        "cost_ratio": float(np.mean(ts)) / self.target, "rl_lr": rl_lr, "warmup_p": p,
                         "argmax_cost": float(self.cost_model(best)),
                         "entropy": float(self.controller.entropy(best).detach()),
                     })
