@@ -8,6 +8,9 @@ so concurrent selections pile onto the same path. Metric: samples to the NB201 C
 Writes benchmarks/results/alphax_parallel.json and .png.
 
     python benchmarks/alphax_parallel.py --seeds 10 --cap 1000
+    python benchmarks/alphax_parallel.py --config gp --seeds 100 --cap 1000    # the GP-guided configuration (GP_EI)
+
+Results of ``--config gp`` go to alphax_parallel_gp.json / .png.
 """
 
 from __future__ import annotations
@@ -22,17 +25,25 @@ from alphax_common import cached, drive, set_threads, summary  # noqa: E402
 from nasagent.registry import make_benchmark, make_strategy  # noqa: E402
 from nasagent.report.plots import plot_bars  # noqa: E402
 from nasagent.report.results import RESULTS_DIR, beats, machine_info, write_results  # noqa: E402
+from nasagent.strategies.alphax import GP_EI  # noqa: E402
+
+#: --config -> AlphaX options (the default configuration, or the GP-guided improvement behind flags)
+CONFIGS = {"default": {}, "gp": GP_EI}
 
 
-def run(mode: str, workers: int, seed: int, cap: int) -> dict:
+def run(mode: str, workers: int, seed: int, cap: int, config: str = "default") -> dict:
     def go():
         bench = make_benchmark("nb201")
         objective = bench.objective()
         _, opt_keys = bench.optimum(objective)
-        strat = make_strategy("alphax", bench.space, seed=seed, two_phase=(mode == "two-phase"))
+        strat = make_strategy("alphax", bench.space, seed=seed, **{**CONFIGS[config], "two_phase": mode == "two-phase"})
         return drive(strat, bench, objective, cap, opt_keys, workers=workers, seed=seed)
 
-    tag = "nb201_alphax_s{}_cap{}".format(seed, cap) if workers == 1 else f"parallel_{mode}_w{workers}_s{seed}_cap{cap}"
+    label = "alphax" if config == "default" else f"alphax-{config}"
+    if workers == 1:  # one worker: the same runs as alphax_nb201.py's, shared through its cache
+        tag = f"nb201_{label}_s{seed}_cap{cap}"
+    else:
+        tag = f"parallel_{mode}_w{workers}_s{seed}_cap{cap}" if config == "default" else f"parallel-{config}_{mode}_w{workers}_s{seed}_cap{cap}"
     return cached(tag, go)
 
 
@@ -41,7 +52,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--cap", type=int, default=1000)
     ap.add_argument("--workers", type=int, nargs="*", default=[1, 4, 8])
+    ap.add_argument("--config", choices=sorted(CONFIGS), default="default")
     args = ap.parse_args()
+    name = "alphax_parallel" if args.config == "default" else f"alphax_parallel_{args.config}"
+    prefix = "alphax" if args.config == "default" else f"alphax-{args.config}"
     set_threads()
 
     rows, values, bars = [], {}, {}
@@ -49,9 +63,9 @@ def main() -> None:
         for w in args.workers:
             if w == 1 and mode == "naive":
                 continue  # with one trial in flight the two are the same algorithm
-            runs = [run(mode, w, s, args.cap) for s in range(args.seeds)]
+            runs = [run(mode, w, s, args.cap, args.config) for s in range(args.seeds)]
             sm = summary(runs, args.cap)
-            label = "alphax" if w == 1 else f"alphax-{mode}"
+            label = prefix if w == 1 else f"{prefix}-{mode}"
             common = {"task": "nb201/cifar10", "workers": w, "n_seeds": args.seeds, "budget": args.cap, "censored": sm["censored"]}
             rows.append({"method": label, "metric": "samples_to_optimum_mean", "value": sm["mean"], "se": sm["se"], **common})
             rows.append({"method": label, "metric": "samples_to_optimum_median", "value": sm["median"], **common})
@@ -67,8 +81,9 @@ def main() -> None:
     for w in args.workers:
         if w > 1:
             checks[f"two-phase_vs_naive_w{w}"] = beats(values[("two-phase", w)], values[("naive", w)])
-    write_results("alphax_parallel", rows, extra={"checks": checks}, machine=machine_info(threads=1))
-    plot_bars(bars, RESULTS_DIR / "alphax_parallel.png", title="AlphaX on NB201: samples to optimum vs trials in flight (capped)", ylabel="samples")
+    write_results(name, rows, extra={"checks": checks, "config": CONFIGS[args.config]}, machine=machine_info(threads=1))
+    plot_bars(bars, RESULTS_DIR / f"{name}.png", title=f"AlphaX ({args.config}) on NB201: samples to optimum vs trials in flight (capped)",
+              ylabel="samples")
     print(checks)
 
 
