@@ -31,6 +31,11 @@ from nasagent.strategies.alphax import GP_EI  # noqa: E402
 CONFIGS = {"default": {}, "gp": GP_EI}
 
 
+def config_label(config: str) -> str:
+    """The method label of a configuration, as alphax_nb201.py names it (its one-worker runs share the cache)."""
+    return "alphax" if config == "default" else f"alphax-{config}"
+
+
 def run(mode: str, workers: int, seed: int, cap: int, config: str = "default") -> dict:
     def go():
         bench = make_benchmark("nb201")
@@ -39,7 +44,7 @@ def run(mode: str, workers: int, seed: int, cap: int, config: str = "default") -
         strat = make_strategy("alphax", bench.space, seed=seed, **{**CONFIGS[config], "two_phase": mode == "two-phase"})
         return drive(strat, bench, objective, cap, opt_keys, workers=workers, seed=seed)
 
-    label = "alphax" if config == "default" else f"alphax-{config}"
+    label = config_label(config)
     if workers == 1:  # one worker: the same runs as alphax_nb201.py's, shared through its cache
         tag = f"nb201_{label}_s{seed}_cap{cap}"
     else:
@@ -55,7 +60,7 @@ def main() -> None:
     ap.add_argument("--config", choices=sorted(CONFIGS), default="default")
     args = ap.parse_args()
     name = "alphax_parallel" if args.config == "default" else f"alphax_parallel_{args.config}"
-    prefix = "alphax" if args.config == "default" else f"alphax-{args.config}"
+    prefix = config_label(args.config)
     set_threads()
 
     rows, values, bars = [], {}, {}

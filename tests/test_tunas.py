@@ -329,8 +329,6 @@ def test_cli_samples_latency_matched_architectures_and_reports_bad_targets():
 
 
 def test_cli_profile_latency_measures_the_table_at_the_requested_thread_count(tmp_path):
-    import json
-
     from typer.testing import CliRunner
 
     from nasagent.cli import app

@@ -39,10 +39,11 @@ def _setup(space: str, data: str, data_seed: int, cost: str, table: Path | None,
     from nasagent.evaluation.tunas_cost import make_cost_model
     from nasagent.registry import make_space
 
-    torch.set_num_threads(max(1, int(threads)))
+    threads = max(1, int(threads))
+    torch.set_num_threads(threads)
     sp = make_space(space)
     dataset = load_dataset(data, seed=data_seed)
-    options = {"threads": max(1, int(threads))} if cost == "latency" else {}  # the table is measured at this thread count
+    options = {"threads": threads} if cost == "latency" else {}  # the table is measured at this thread count
     if cost == "latency" and table:
         options["path"] = table
     if table and cost != "latency":
