@@ -67,8 +67,10 @@ class NGOpt:
         self.opt.tell(cand, -score)  # nevergrad minimises; scores are maximised
 
 
-#: methods that propose a batch of points from one model fit (``--batch``); the others stay sequential
-BATCHED = ("lamcts", "turbo")
+def batched(method: str, batch: int) -> bool:
+    """Whether ``--batch`` applies: TuRBO, and LA-MCTS whose solver proposes batches (not CMA-ES); others stay sequential."""
+    name, opts = METHODS[method]
+    return batch > 1 and (name == "turbo" or (name == "lamcts" and opts.get("solver", "turbo") != "cmaes"))
 
 
 def run_one(task: str, method: str, seed: int, budget: int, bench_options: dict | None = None, sign: float = -1.0,
@@ -80,8 +82,8 @@ def run_one(task: str, method: str, seed: int, budget: int, bench_options: dict 
     points are still told one by one, in order, so every method sees the same sequence of evaluations.
     """
     name, opts = METHODS[method]
-    batched = batch > 1 and name in BATCHED
-    tag = f"_b{batch}" if batched else ""
+    is_batched = batched(method, batch)
+    tag = f"_b{batch}" if is_batched else ""
     path = CACHE_DIR / "lamcts" / f"{task}_{method}_{seed}_{budget}{tag}.json"
     if path.exists():
         return json.loads(path.read_text())
@@ -90,7 +92,7 @@ def run_one(task: str, method: str, seed: int, budget: int, bench_options: dict 
     torch.set_num_threads(1)
     bench = make_benchmark(task, **(bench_options or {}))
     metric = bench.default_metric
-    if batched:
+    if is_batched:
         opts = {**opts, "batch_size": batch}
     if name == "lamcts" and task in MUJOCO_TASKS:  # the thesis' MuJoCo setting: C_p 10, leaf size 100, 30 initial
         opts = {**opts, "preset": "mujoco"}
@@ -153,7 +155,7 @@ def summarise(name: str, tasks: list[str], methods: list[str], seeds: int, budge
             b = np.mean([run_one(task, "turbo", s, budget, bench_options, sign, batch)["overhead_ms_per_sample"] for s in range(seeds)])
             ratios[task] = {"lamcts_turbo_over_turbo_overhead": a / b, "lamcts_turbo_ms_per_sample": a}
     write_results(name, rows, extra={"claims": claims, "overhead_ratios": ratios, "methods": {m: METHODS[m] for m in methods},
-                                     "scale": {"tasks": tasks, "budget": budget, "seeds": seeds, "batch": batch, "batched_methods": [m for m in methods if batch > 1 and METHODS[m][0] in BATCHED]}, **(extra or {})})
+                                     "scale": {"tasks": tasks, "budget": budget, "seeds": seeds, "batch": batch, "batched_methods": [m for m in methods if batched(m, batch)]}, **(extra or {})})
     plot_curves(curves, tasks, methods, RESULTS_DIR / f"{name}.png", metric, log_y=sign < 0)
     print(json.dumps({"claims": claims, "overhead_ratios": ratios}, indent=1))
 
