@@ -6,7 +6,8 @@ Meta-DNN is refitted on the new task's data). Metric: samples to citeseer's glob
 counted at the cap) and regret at 50 / 100. Same seeds for both. Writes benchmarks/results/alphax_transfer.json
 and .png (``alphax_transfer_<source>-<target>`` for another pair).
 
-    python benchmarks/alphax_transfer.py --seeds 3 --cap 200 --source-budget 100
+    python benchmarks/alphax_transfer.py --seeds 20 --cap 1000 --source-budget 200
+    python benchmarks/alphax_transfer.py --source physics --target computers --seeds 20 --cap 1000 --source-budget 200
 """
 
 from __future__ import annotations
