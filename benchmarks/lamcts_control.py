@@ -6,8 +6,9 @@ and Hopper (33-D) linear policies; rewards averaged over 3 episodes with fixed s
 presets: C_p 1 and leaf size 20 on Rover and Lunar ("synthetic"), C_p 10 and leaf size 100 on MuJoCo ("mujoco").
 
 The committed run is all four tasks at 500 evaluations, 3 seeds, every peer but LA-MCTS(BO) (a Swimmer or
-Hopper evaluation costs up to ~0.5 s here, so it takes ~2.5 CPU hours). ``--budget``, ``--seeds``,
-``--tasks`` and ``--methods`` set the scale and the results file records it. Runs are cached per (task, method, seed) under benchmarks/cache/lamcts/.
+Hopper evaluation costs up to ~0.5 s here, so it takes ~2.5 CPU hours). ``--budget``, ``--seeds``, ``--tasks``
+and ``--methods`` set the scale and the results file records it. Runs are cached per (task, method, seed) under
+benchmarks/cache/lamcts/.
 Writes benchmarks/results/lamcts_control.json and .png.
 """
 
