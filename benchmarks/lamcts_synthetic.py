@@ -12,7 +12,7 @@ batch 10 allowed) goes to its own file::
     python benchmarks/lamcts_synthetic.py --tasks ackley-100,rosenbrock-100 --seeds 3 --budget 1000 --batch 10 \
         --name lamcts_synthetic_100d --methods lamcts-turbo,lamcts-turbo-reuse,lamcts-cmaes,turbo,cmaes,optuna-tpe,ngopt,random
 
-``--budget``, ``--seeds``, ``--tasks``, ``--methods`` and ``--batch`` set the scale and the results file records
+``--budget``, ``--seeds``, ``--tasks``, ``--methods`` and ``--batch`` set the scale; ``--workers 2`` runs two at a time and the results file records
 what was run. Each (method, task, seed) is cached under benchmarks/cache/lamcts/. Writes
 benchmarks/results/<name>.json and .png (best-so-far curves with standard-error bands).
 """
@@ -197,8 +197,26 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=500)
     ap.add_argument("--batch", type=int, default=1, help="batch size of LA-MCTS and TuRBO (one GP fit per batch)")
     ap.add_argument("--name", default="lamcts_synthetic", help="results file name (e.g. lamcts_synthetic_100d)")
+    ap.add_argument("--workers", type=int, default=1, help="fill the cache with this many runs in parallel processes "
+                    "(CPU time per run is still measured per process)")
     args = ap.parse_args()
-    summarise(args.name, args.tasks.split(","), args.methods.split(","), args.seeds, args.budget, -1.0, "value", batch=args.batch)
+    tasks, methods = args.tasks.split(","), args.methods.split(",")
+    if args.workers > 1:
+        prefill(tasks, methods, args.seeds, args.budget, args.batch, args.workers)
+    summarise(args.name, tasks, methods, args.seeds, args.budget, -1.0, "value", batch=args.batch)
+
+
+def prefill(tasks, methods, seeds, budget, batch, workers) -> None:
+    """Run every missing (task, method, seed) in ``workers`` processes, slowest methods first, into the cache."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = [(t, m, s) for m in methods for t in tasks for s in range(seeds)]
+    jobs.sort(key=lambda j: (not j[1].startswith("lamcts"), j[1] == "random"))
+    with ProcessPoolExecutor(workers) as pool:
+        futures = [pool.submit(run_one, t, m, s, budget, None, -1.0, batch) for t, m, s in jobs]
+        for i, fut in enumerate(futures, 1):
+            fut.result()
+            print(f"[{i}/{len(jobs)}] {jobs[i - 1]}", flush=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from nasagent.api import search
 from nasagent.core import NasagentError, Result
 from nasagent.registry import make_benchmark, make_space, make_strategy
 from nasagent.strategies.lamcts import LAMCTSOptimizer, minimize
-from nasagent.strategies.lamcts_tree import PartitionTree, Region, sample_region
+from nasagent.strategies.lamcts_tree import PartitionTree, Region, sample_region, svm_predict
 from nasagent.strategies.lanas import LaNAS
 from nasagent.strategies.partition import pick, resolve_cp, ucb_score
 
@@ -181,6 +181,52 @@ def test_region_samplers_stay_inside(method):
     assert how == "region" and len(pts) > 0
     assert region.contains(pts).all()
     assert ((pts >= -2) & (pts <= 2)).all()
+
+
+@pytest.mark.parametrize("kernel", ["linear", "poly", "rbf", "sigmoid"])
+@pytest.mark.parametrize("gamma", ["auto", "scale"])
+def test_svm_predict_matches_libsvm(kernel, gamma):
+    from sklearn.svm import SVC
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-5, 5, size=(150, 6))
+    y = (X[:, 0] + 0.3 * X[:, 1] ** 2 + rng.normal(size=150) > 2).astype(int)
+    svm = SVC(kernel=kernel, gamma=gamma).fit(X, y)
+    P = rng.uniform(-6, 6, size=(5000, 6))
+    ours = svm_predict(svm, P, chunk=777)  # a chunk size that does not divide the rows
+    assert ours.dtype == svm.classes_.dtype
+    np.testing.assert_array_equal(ours, svm.predict(P))
+    assert 0.02 < ours.mean() < 0.98  # both labels occur, so the check is not trivial
+
+
+def test_cube_sampler_is_the_per_centre_heuristic():
+    """The batched cube sampler returns exactly what growing each centre's cube on its own returns."""
+    from scipy.stats import qmc
+
+    X, f = _toy()
+    lo, hi = np.full(2, -2.0), np.full(2, 2.0)
+    tree = PartitionTree(X, f, lo, hi, leaf_size=20, seed=0)
+    _, region = tree.select(0.0, np.random.default_rng(0))
+    assert region.depth >= 1
+    centres = X[region.contains(X)]
+    got, _ = sample_region(region, 30, np.random.default_rng(5), method="cube", centres=centres)
+
+    rng = np.random.default_rng(5)  # the heuristic spelled out one centre at a time, same random stream
+    sob = qmc.Sobol(2, scramble=True, seed=rng).random_base2(8)
+    pool = []
+    for i in rng.permutation(len(centres))[: min(len(centres), 60)]:
+        side, keep = 1e-4, None
+        while side <= 1.0:
+            a, b = np.maximum(centres[i] - side * 2, lo), np.minimum(centres[i] + side * 2, hi)
+            pts = a + sob * (b - a)
+            inside = region.contains(pts)
+            if inside.mean() < 0.9:
+                break
+            keep, side = pts[inside], side * 2
+        if keep is not None:
+            pool.append(keep)
+    pool = np.vstack(pool)
+    np.testing.assert_allclose(got, pool[rng.choice(len(pool), size=30, replace=False)])
 
 
 def test_empty_region_falls_back_to_parent():
