@@ -55,12 +55,28 @@ def top_fraction_tau(truth, score, fraction: float = 0.1) -> float:
 
 
 def load_table(task: dict = TASK, cache: Path | None = None) -> dict:
-    """Whatever is cached: {arch: {seed: record}}."""
+    """Whatever is cached: {arch: {seed: record}}.
+
+    The cache is not committed, so a fresh clone reads the table back from the committed results file instead
+    (when it was written for the same ``task``): readers such as supernet_ranking.py then need no retraining.
+    """
+    explicit = cache is not None
     cache = cache or CACHE_DIR / "nb201_ground_truth" / config_tag(task)
     out: dict = {}
     for p in sorted(cache.glob("*.json")):
         rec = json.loads(p.read_text())
         out.setdefault(rec["arch"], {})[int(rec["seed"])] = rec
+    if out or explicit:
+        return out
+    committed = RESULTS_DIR / "nb201_ground_truth.json"
+    if committed.exists():
+        doc = json.loads(committed.read_text())
+        if doc.get("task") == task:
+            for arch, e in doc["table"].items():
+                for i, seed in enumerate(doc["seeds"]):
+                    out.setdefault(arch, {})[int(seed)] = {"arch": arch, "seed": int(seed), "test_accuracy": e["test_accuracy"][i],
+                                                           "val_accuracy": e["val_accuracy"][i], "params": e["params"],
+                                                           "flops": e["flops"], "latency_ms": e["latency_ms"]}
     return out
 
 
@@ -69,7 +85,10 @@ def main() -> None:
     ap.add_argument("--archs", type=int, default=100)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--max-hours", type=float, default=None, help="stop training new entries after this long (resume later)")
+    ap.add_argument("--shard", default="0/1", help="K/N: train only every N-th (seed, arch) entry from the K-th, so N processes "
+                    "share the work; run once more without it to write the results")
     args = ap.parse_args()
+    shard, shards = (int(v) for v in args.shard.split("/"))
 
     import torch
 
@@ -85,7 +104,7 @@ def main() -> None:
     for seed in range(args.seeds):
         for i, arch in enumerate(archs):
             path = cache / f"{hashlib.sha1(arch.encode()).hexdigest()[:16]}-s{seed}.json"
-            if path.exists():
+            if path.exists() or (seed * len(archs) + i) % shards != shard:
                 continue
             if args.max_hours is not None and time.time() - t_start > 3600 * args.max_hours:
                 print(f"stopping after {args.max_hours} h; run again to continue", flush=True)
@@ -102,6 +121,9 @@ def main() -> None:
             print(f"seed {seed} arch {i + 1}/{len(archs)}: val {r.metrics['val_accuracy']:.1f} test {r.metrics['test_accuracy']:.1f} "
                   f"({r.cost:.0f} s)", flush=True)
 
+    if shards > 1:
+        print(f"shard {args.shard} done; run without --shard to write the results", flush=True)
+        return
     table = load_table(TASK, cache)
     archs = [a for a in archs if a in table]
     seeds = sorted({s for a in archs for s in table[a]})

@@ -21,16 +21,16 @@ imports and data but no network (``no-network``). The RSS increase *within* the 
 is not comparable (freed heap from the warm-up step stays resident). PARSEC runs K = 8 children with every
 backward pass (``min_weight=0``).
 
-Scale-down vs the paper (CPU, 2 shared cores): K = 8 (paper 16); search network C = 4, 3 cells (paper 16, 8);
+Scale-down vs the paper (CPU, 2 cores): K = 8 (paper 16); search network C = 4, 3 cells (paper 16, 8);
 ``--epochs`` search epochs (paper 100); retraining C = 4, 3 cells, ``--train-epochs`` epochs (paper 20 cells,
 36 channels, 600 epochs, cutout, drop-path, auxiliary head); ``min_weight=1e-3`` skips the backward pass of
 children whose importance weight is below 1e-3 (the weights are nearly one-hot); π's Adam lr 0.1 instead of 0.02,
 and the shared weights' SGD lr 0.1 instead of 0.025 with batch 32 (for PARSEC and DARTS alike), since the search
-makes ~70 steps where the paper makes ~39,000 (at lr 0.025 and batch 64 the shared weights stayed at chance loss
+makes ~17 steps per epoch (~350 in 20 epochs) where the paper makes ~39,000 (at lr 0.025 and batch 64 the shared weights stayed at chance loss
 after 45 steps in a first attempt); no §4.2 fine-tuning run.
 
     python benchmarks/parsec_digits.py --memory-only   # cheap, cached; the main run reuses it
-    python benchmarks/parsec_digits.py --seeds 3 --epochs 4 --train-epochs 5 --randoms 10
+    python benchmarks/parsec_digits.py --seeds 3 --epochs 20 --train-epochs 10 --randoms 10
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ def _cached(path: Path, fn):
     if path.exists():
         return json.loads(path.read_text())
     rec = fn()
+    path.parent.mkdir(parents=True, exist_ok=True)  # a fresh clone has no cache folder yet
     path.write_text(json.dumps(rec, indent=1))
     return rec
 
@@ -186,8 +187,8 @@ def measure_memory(cache: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--train-epochs", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--train-epochs", type=int, default=10)
     ap.add_argument("--randoms", type=int, default=10)
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--memory-only", action="store_true", help="measure (and cache) the memory figures, then stop")

@@ -6,7 +6,9 @@ that split one NB201 edge (seeded random choice, 5 sub-supernets, weights transf
 - ``few-shot-equal``: the same total supernet epochs as one-shot (the root trains 600/1350 of them and each
   child 150/1350, the authors' 600:150 proportions), a stricter test than the thesis';
 - ``few-shot-thesis``: the thesis protocol, children split from the trained one-shot supernet itself and
-  trained 1/4 of its epochs each (the authors' 150 vs 600), so few-shot spends more (reported).
+  trained 1/4 of its epochs each (the authors' 150 vs 600), so few-shot spends more (reported);
+- ``one-shot-long``: a one-shot supernet trained as many epochs as ``few-shot-thesis`` spent in all, the
+  equal-budget control for the thesis protocol (does few-shot win, or only the extra epochs?).
 
 Every estimator scores the ground-truth architectures of ``nb201_ground_truth.py`` (validation accuracy
 with inherited weights and recalibrated BN). Kendall tau (all cells, and the top 10 % by truth) against
@@ -14,7 +16,8 @@ with inherited weights and recalibrated BN). Kendall tau (all cells, and the top
 (``truth: nb201``, reported). Scores are cached per (method, seed) under ``benchmarks/cache/``. Also measured:
 supernet training steps per second and the peak memory of one supernet training step.
 
-    python benchmarks/supernet_ranking.py --seeds 3 --epochs 40
+    python benchmarks/supernet_ranking.py                    # 5 seeds, 100 epochs, the 100 ground-truth cells
+    python benchmarks/supernet_ranking.py --batch-size 128   # -> supernet_ranking_bs128.json
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ from nb201_ground_truth import TASK, config_tag, load_table, sample_archs, top_f
 
 from nasagent.report.results import CACHE_DIR, RESULTS_DIR, beats, machine_info, mean_se, write_results  # noqa: E402
 
-METHODS = ("one-shot", "few-shot-equal", "few-shot-thesis")
+METHODS = ("one-shot", "few-shot-equal", "few-shot-thesis", "one-shot-long")
+#: (few-shot method, its equal-budget one-shot control)
+PAIRS = (("few-shot-equal", "one-shot"), ("few-shot-thesis", "one-shot"), ("few-shot-thesis", "one-shot-long"))
 ROOT_SHARE, CHILD_SHARE = 600 / 1350, 150 / 1350  # the authors' 600 : 5 x 150 epochs, as shares of one budget
 
 
@@ -51,7 +56,9 @@ def equal_budget(epochs: int, children: int = 5) -> tuple[int, int]:
     return epochs - children * child, child
 
 
-def scores_for(method: str, seed: int, archs: list[str], epochs: int, data, cache: Path, batch_size: int = 128) -> dict:
+def scores_for(method: str, seed: int, archs: list[str], epochs: int, data, cache: Path, batch_size: int = 128,
+               long_epochs: int | None = None) -> dict:
+    """``long_epochs``: the epochs of ``one-shot-long`` (what few-shot-thesis spent for this seed)."""
     from nasagent.evaluation.fewshot import FewShot
 
     path = cache / f"{method}-s{seed}.json"
@@ -64,6 +71,9 @@ def scores_for(method: str, seed: int, archs: list[str], epochs: int, data, cach
         root, child = equal_budget(epochs)
         est = FewShot("nb201", data, epochs=root, child_epochs=child, splits=1, seed=seed, device="cpu", **sizes)
         ck = cache / f"ck-equal-s{seed}"
+    elif method == "one-shot-long":
+        est = FewShot("nb201", data, epochs=int(long_epochs), splits=0, seed=seed, device="cpu", **sizes)
+        ck = cache / f"ck-long-s{seed}"
     else:  # one-shot is the root of the thesis-protocol few-shot tree: one training serves both
         est = FewShot("nb201", data, epochs=epochs, child_epochs=max(1, round(epochs / 4)), splits=1, seed=seed, device="cpu", **sizes)
         ck = cache / f"ck-thesis-s{seed}"
@@ -72,7 +82,7 @@ def scores_for(method: str, seed: int, archs: list[str], epochs: int, data, cach
 
     sp = NB201Space()
     t0 = time.perf_counter()
-    if method == "one-shot":
+    if method in ("one-shot", "one-shot-long"):
         scores = {a: est.root.score(sp.parse(a)) for a in archs}
         seconds, spent = est.root.seconds, est.root.epoch
     else:
@@ -119,8 +129,8 @@ def throughput(data) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=100, help="one-shot supernet epochs")
     ap.add_argument("--archs", type=int, default=100)
     ap.add_argument("--batch-size", type=int, default=48, help="supernet batch (48: the authors' NB201 config); "
                     "other sizes write supernet_ranking_bs<B>.json")
@@ -149,7 +159,8 @@ def main() -> None:
     recs = {m: [] for m in METHODS}
     for seed in range(args.seeds):
         for m in METHODS:
-            rec = scores_for(m, seed, archs, args.epochs, data, cache, args.batch_size)
+            long_epochs = recs["few-shot-thesis"][-1]["epochs"] if m == "one-shot-long" else None
+            rec = scores_for(m, seed, archs, args.epochs, data, cache, args.batch_size, long_epochs)
             recs[m].append(rec)
             print(f"seed {seed} {m}: tau {kendalltau(truth_digits, [rec['scores'][a] for a in archs]).statistic:.3f} "
                   f"({rec['epochs']} epochs, {rec['train_seconds']:.0f} s)", flush=True)
@@ -172,14 +183,14 @@ def main() -> None:
         rows.append({"method": m, "metric": "supernet_epochs", "value": float(np.mean([r["epochs"] for r in recs[m]])), "n_seeds": args.seeds})
         rows.append({"method": m, "metric": "train_seconds", "value": float(np.mean([r["train_seconds"] for r in recs[m]])), "n_seeds": args.seeds})
     verdicts = {}
-    for few in ("few-shot-equal", "few-shot-thesis"):
+    for few, one in PAIRS:
         for metric in ("kendall_tau", "kendall_tau_top10"):
-            a, b = taus[(few, "digits", metric)], taus[("one-shot", "digits", metric)]
+            a, b = taus[(few, "digits", metric)], taus[(one, "digits", metric)]
             diff = np.array(a) - np.array(b)
             verdict = beats(a, b, lower_is_better=False)
-            verdicts[f"{few} vs one-shot, {metric}, truth digits"] = verdict
-            rows.append({"method": few, "metric": f"{metric}_minus_one_shot", "value": float(diff.mean()),
-                         "se": mean_se(diff)[1], "n_seeds": len(diff), "truth": "digits", "verdict": verdict})
+            verdicts[f"{few} vs {one}, {metric}, truth digits"] = verdict
+            rows.append({"method": few, "metric": f"{metric}_minus_{one.replace('-', '_')}", "value": float(diff.mean()),
+                         "se": mean_se(diff)[1], "n_seeds": len(diff), "truth": "digits", "verdict": verdict, "versus": one})
     ratio = np.mean([r["epochs"] for r in recs["few-shot-thesis"]]) / np.mean([r["epochs"] for r in recs["one-shot"]])
     sec_ratio = np.mean([r["train_seconds"] for r in recs["few-shot-thesis"]]) / np.mean([r["train_seconds"] for r in recs["one-shot"]])
     rows.append({"method": "few-shot-thesis", "metric": "budget_ratio_vs_one_shot_epochs", "value": float(ratio)})
@@ -199,6 +210,14 @@ def main() -> None:
     print(json.dumps(verdicts, indent=1))
 
 
+def _seed_to_seed_tau() -> float | None:
+    path = RESULTS_DIR / "nb201_ground_truth.json"
+    if not path.exists():
+        return None
+    rows = json.loads(path.read_text())["rows"]
+    return next((r["value"] for r in rows if r["metric"] == "seed_to_seed_kendall_tau"), None)
+
+
 def _plot(rows, path: Path) -> None:
     import matplotlib
 
@@ -207,13 +226,16 @@ def _plot(rows, path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, truth in zip(axes, ("digits", "nb201"), strict=True):
-        width = 0.25
+        width = 0.8 / len(METHODS)
         for i, m in enumerate(METHODS):
             vals = [next(r for r in rows if r["method"] == m and r.get("truth") == truth and r["metric"] == k) for k in ("kendall_tau", "kendall_tau_top10")]
-            ax.bar(np.arange(2) + (i - 1) * width, [v["value"] for v in vals], width, yerr=[2 * v["se"] for v in vals], label=m, capsize=3)
+            ax.bar(np.arange(2) + (i - (len(METHODS) - 1) / 2) * width, [v["value"] for v in vals], width, yerr=[2 * v["se"] for v in vals], label=m, capsize=3)
         ax.set_xticks(range(2), ["all cells", "top 10 %"])
         ax.axhline(0, color="k", lw=0.5)
         ax.set_title(f"Kendall tau vs {'from-scratch digits16' if truth == 'digits' else 'NB201 CIFAR-10'} (±2 SE)")
+    ceiling = _seed_to_seed_tau()
+    if ceiling is not None:  # how well one from-scratch training seed ranks another: the scale for the left panel
+        axes[0].axhline(ceiling, color="grey", ls="--", lw=1, label=f"seed-to-seed τ of the truth ({ceiling:.2f})")
     axes[0].set_ylabel("Kendall tau")
     axes[0].legend()
     fig.tight_layout()

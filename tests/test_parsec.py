@@ -232,6 +232,7 @@ def test_fit_resumes_exactly_and_transfers_pi(small, tmp_path):
     h = resumed.history[-1]
     assert h["entropy"] < resumed.dist.max_entropy() and h["steps"] >= 1 and 1.0 <= h["ess"] <= 2.0
     assert 0.0 <= h["mode_val_accuracy"] <= 100.0 and "Genotype(" in h["mode"]
+    assert h["max_rss_mb"] > 10 and "cuda_peak_allocated_mb" not in h  # peak memory logged per epoch (CPU here)
     props = resumed.propose(4)
     assert len(props) == 4 and len({DartsSpace().key(a) for a in props}) == 4
     assert props[0] == resumed.dist.genotype(resumed.dist.best_valid())

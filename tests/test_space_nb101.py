@@ -134,6 +134,18 @@ def test_encoding_fixed_length(rng):
     assert v.shape == (21 + 15,)
 
 
+def test_alphax_digits_are_adjacency_then_node_list():
+    m = [[0, 1, 1], [0, 0, 1], [0, 0, 0]]
+    a = S.make(m, [INPUT, OPS[2], OUTPUT])
+    d = S.encode_digits(a)
+    assert d.shape == (56,)
+    adj = d[:49].reshape(7, 7)
+    assert adj[0, 1] == 1 and adj[0, 6] == 1 and adj[1, 6] == 1 and adj.sum() == 3  # output moved to the last node
+    assert list(d[49:]) == [1, 4, 0, 0, 0, 0, 5]
+    b = S.make(m, [INPUT, OPS[0], OUTPUT])
+    assert (S.encode_digits(b) != d).sum() == 1  # one op changed: one digit changed
+
+
 def test_sequential_actions_build_valid_cells(rng):
     for _ in range(20):
         state = S.root()

@@ -90,7 +90,7 @@ class CellDistribution:
     def _second_slot_mask(self, c: int, first: int):
         """Boolean mask of the second slot's categories whose predecessor differs from category ``first``."""
         torch = _torch()
-        pred = torch.arange(self.logits[c].numel()) // self.P
+        pred = torch.arange(self.logits[c].numel(), device=self.logits[c].device) // self.P
         return pred != (first // self.P)
 
     def _masked_log_probs(self, c: int, first: int, detach: bool = False):
@@ -116,7 +116,7 @@ class CellDistribution:
         samples = [self.check(s) for s in samples]
         if self.exclude_duplicates:
             return torch.stack([self.log_prob(s) for s in samples])
-        idx = torch.tensor(samples, dtype=torch.long)
+        idx = torch.tensor(samples, dtype=torch.long, device=self.logits[0].device)
         return sum(self.log_probs(c)[idx[:, c]] for c in range(len(self.slots)))
 
     def entropy(self) -> float:
@@ -143,7 +143,7 @@ class CellDistribution:
         return out
 
     def probabilities(self) -> list[np.ndarray]:
-        return [self.log_probs(c, detach=True).exp().numpy() for c in range(len(self.slots))]
+        return [self.log_probs(c, detach=True).exp().cpu().numpy() for c in range(len(self.slots))]
 
     # -- samples ------------------------------------------------------------------------------------------------
     def sample(self, rng: np.random.Generator) -> tuple[int, ...]:
@@ -151,9 +151,9 @@ class CellDistribution:
         out: list[int] = []
         for c, (_, _, s) in enumerate(self.slots):
             if s == 1 and self.exclude_duplicates:
-                p = self._masked_log_probs(c, out[-1], detach=True).exp().numpy().astype(float)
+                p = self._masked_log_probs(c, out[-1], detach=True).exp().cpu().numpy().astype(float)
             else:
-                p = self.log_probs(c, detach=True).exp().numpy().astype(float)
+                p = self.log_probs(c, detach=True).exp().cpu().numpy().astype(float)
             out.append(int(rng.choice(len(p), p=p / p.sum())))
         return tuple(out)
 
@@ -163,7 +163,7 @@ class CellDistribution:
             return [self.sample(rng) for _ in range(int(k))]
         cols = []
         for c in range(len(self.slots)):
-            p = self.log_probs(c, detach=True).exp().numpy().astype(float)
+            p = self.log_probs(c, detach=True).exp().cpu().numpy().astype(float)
             cols.append(rng.choice(len(p), size=int(k), p=p / p.sum()))
         return [tuple(int(col[i]) for col in cols) for i in range(int(k))]
 
@@ -175,11 +175,11 @@ class CellDistribution:
 
     def _node_pairs(self, c: int, valid: bool) -> list[tuple[float, int, int]]:
         """(log p, first, second) of every joint choice of the node whose first slot is categorical ``c``."""
-        lp0 = self.log_probs(c, detach=True).numpy()
-        free = self.log_probs(c + 1, detach=True).numpy()
+        lp0 = self.log_probs(c, detach=True).cpu().numpy()
+        free = self.log_probs(c + 1, detach=True).cpu().numpy()
         out = []
         for a in range(len(lp0)):
-            lp1 = self._masked_log_probs(c + 1, a, detach=True).numpy() if self.exclude_duplicates else free
+            lp1 = self._masked_log_probs(c + 1, a, detach=True).cpu().numpy() if self.exclude_duplicates else free
             for b in range(len(lp1)):
                 if valid and a // self.P == b // self.P:
                     continue

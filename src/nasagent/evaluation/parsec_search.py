@@ -239,9 +239,22 @@ class ParsecSearch:
             "skip_reasons": sorted({s["skipped"] for s in skipped}),
             "mode": text, "mode_changed": bool(not self.history or self.history[-1]["mode"] != text),
         }
+        rec.update(self._peak_memory())
         if self.monitor:
             rec["mode_val_accuracy"] = self.mode_accuracy()
         return rec
+
+    def _peak_memory(self) -> dict:
+        """Peak memory for the epoch log: the process max RSS so far (every device), and on CUDA the epoch's peak
+        of allocated tensor bytes (the counter is reset, so each epoch reports its own)."""
+        import resource
+
+        out = {"max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        if self.device.type == "cuda":
+            torch = _torch()
+            out["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
+            torch.cuda.reset_peak_memory_stats(self.device)
+        return out
 
     def mode_accuracy(self, split: str = "val") -> float:
         """Accuracy (%) of the most probable valid cell with the shared weights (train-mode BN: batch statistics,

@@ -177,6 +177,17 @@ class NB101Space(Space):
             ops[i, OPS.index(o)] = 1.0
         return np.concatenate([upper, ops.ravel()])
 
+    def encode_digits(self, arch: Cell101) -> np.ndarray:
+        """AlphaX's 56 digits: the padded 7x7 adjacency (49) then the node list (7). The seed gives no op codes,
+        so: 0 absent, 1 input, 2-4 the ops in ``OPS`` order, 5 output (the output sits in the last slot, as
+        in ``padded_matrix``)."""
+        nodes = np.zeros(MAX_NODES, np.int64)
+        inner = arch.ops[1:-1]
+        nodes[0] = 1
+        nodes[1 : 1 + len(inner)] = [2 + OPS.index(o) for o in inner]
+        nodes[MAX_NODES - 1] = 2 + len(OPS)
+        return np.concatenate([padded_matrix(arch).ravel().astype(np.int64), nodes])
+
     def neighbors(self, arch: Cell101) -> list[Cell101]:
         """Cells one edit away: change an op, add or remove an edge, insert a node on a new i->v->j path, or
         delete an interior node (pruned and deduplicated by key)."""
