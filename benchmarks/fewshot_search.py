@@ -34,30 +34,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nb201_ground_truth import TASK, load_table, sample_archs  # noqa: E402
 from supernet_ranking import supernet_tag  # noqa: E402
 
-from nasagent.api import JOURNAL_NAME  # noqa: E402
+from nasagent.evaluation.selection import SELECTION_SEED, top_scored  # noqa: E402
 from nasagent.report.results import CACHE_DIR, RESULTS_DIR, machine_info, mean_se, write_results  # noqa: E402
 
-#: training seed of the top-K selection runs; the evaluation seeds are 0..retrain_seeds-1
-SELECTION_SEED = 100
 
-
-def top_k_stage(journal_path: Path, k: int, train, eval_seeds: int) -> dict:
+def top_k_stage(run_dir: Path, k: int, train, eval_seeds: int) -> dict:
     """Train the ``k`` best-scored cells of a search once each (selection seed), keep the best by validation
-    accuracy, and retrain that one with the evaluation seeds."""
-    from nasagent.runtime.journal import Journal
-
-    journal = Journal(journal_path, create=False)
-    try:
-        scored = [(t.score, t.arch) for t in journal.trials() if t.status == "ok" and t.score is not None]
-    finally:
-        journal.close()
-    top, seen = [], set()
-    for _, arch in sorted(scored, key=lambda t: -t[0]):
-        if arch not in seen:
-            seen.add(arch)
-            top.append(arch)
-        if len(top) == k:
-            break
+    accuracy, and retrain that one with the evaluation seeds (``nasagent.select_top_k`` with this script's
+    training recipe and caching)."""
+    top = [arch for arch, _ in top_scored(run_dir, k)]
     t0 = time.time()
     val = [train(a, SELECTION_SEED)["val_accuracy"] for a in top]
     seconds = time.time() - t0
@@ -123,7 +108,7 @@ def main() -> None:
                "search_wall_seconds": search_seconds, "search_cost": res.cost, "samples": res.samples,
                "retrain_wall_seconds": time.time() - t0 - search_seconds}
         if args.top_k > 0:
-            rec.update(top_k_stage(cache / f"run-s{seed}" / JOURNAL_NAME, args.top_k, train, args.retrain_seeds), top_k=args.top_k)
+            rec.update(top_k_stage(cache / f"run-s{seed}", args.top_k, train, args.retrain_seeds), top_k=args.top_k)
         path.write_text(json.dumps(rec))
         runs.append(rec)
         print(f"seed {seed}: best {best} supernet {res.best_value:.1f} retrained {np.mean(accs):.2f} "

@@ -13,10 +13,19 @@ def build(arch, num_classes: int = 10, input_shape=(3, 32, 32), space=None, **si
     return _build(arch, num_classes=num_classes, input_shape=input_shape, space=space, **sizes)
 
 
+def select_top_k(run_dir, k: int = 10, **options):
+    """Train a weight-sharing run's ``k`` best-scored architectures from scratch and name the best by validation
+    accuracy; see nasagent.evaluation.selection."""
+    from nasagent.evaluation.selection import select_top_k as _select
+
+    return _select(run_dir, k, **options)
+
+
 __version__ = "0.1.0"
 
 __all__ = [
     "build",
+    "select_top_k",
     "search",
     "resume",
     "compare",

@@ -407,6 +407,39 @@ def export_cmd(
     _guard(body)
 
 
+@app.command("select")
+def select_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory written by nasagent search (oneshot:/fewshot: runs)")],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="how many of the best-scored architectures to train")] = 10,
+    benchmark: Annotated[str | None, typer.Option("--benchmark", "-b", help="training benchmark (default: train:DATA of the run)")] = None,
+    bopt: Annotated[list[str] | None, typer.Option("--bopt", help="training option key=value, e.g. epochs=10 (repeatable)")] = None,
+    seed: Annotated[int, typer.Option(help="training seed of the selection runs")] = 100,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+):
+    """Train a weight-sharing run's top-K architectures from scratch and name the best by validation accuracy."""
+
+    def body():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        from nasagent.evaluation.selection import select_top_k
+
+        prog = Progress("[bold]select", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console, disable=quiet)
+        task = prog.add_task("", total=top_k)
+        with prog:
+            out = select_top_k(run_dir, top_k, benchmark=benchmark, benchmark_options=parse_options(bopt), seed=seed,
+                               progress=lambda done, total: prog.update(task, completed=done, total=total))
+        table = Table(title=f"top-{len(out['candidates'])} of {run_dir}, trained from scratch ({out['benchmark']}, seed {out['seed']})")
+        for col in ("architecture", "supernet score", out["metric"], "seconds"):
+            table.add_column(col)
+        for r in out["candidates"]:
+            value = "failed" if r[out["metric"]] is None else f"{r[out['metric']]:.2f}"
+            table.add_row(r["arch"], f"{r['supernet_score']:.2f}", value, f"{r['cost'] or 0:.1f}")
+        console.print(table)
+        console.print(f"selected: {out['best']}  (written to {run_dir / 'selection.json'})")
+
+    _guard(body)
+
+
 def _mount_tunas() -> None:
     """``nasagent tunas search|sample-random|profile-latency|analyze`` (evaluation/tunas_cli.py)."""
     from nasagent.evaluation.tunas_cli import tunas_app

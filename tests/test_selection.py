@@ -1,0 +1,67 @@
+"""Top-K selection after a weight-sharing search (evaluation/selection.py, `nasagent select`)."""
+
+import json
+
+import pytest
+
+import nasagent
+from nasagent.core import NasagentError
+from nasagent.evaluation.selection import default_training_benchmark, select_top_k, top_scored
+
+TINY = {"epochs": 1, "child_epochs": 1, "C": 2, "N": 1, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def fewshot_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("fs") / "run"
+    nasagent.search("fewshot:digits", "random", budget=6, space="nb201", seed=0, plot=False,
+                    benchmark_options=TINY, out=run_dir)
+    return run_dir
+
+
+def test_top_scored_is_distinct_and_best_first(fewshot_run):
+    from nasagent.api import load_config
+
+    _, journal = load_config(fewshot_run)
+    scores = {t.arch: t.score for t in journal.trials() if t.score is not None}
+    journal.close()
+    top = top_scored(fewshot_run, 4)
+    assert [a for a, _ in top] == sorted(scores, key=lambda a: -scores[a])[:4]
+    assert len({a for a, _ in top}) == 4 and [s for _, s in top] == sorted((s for _, s in top), reverse=True)
+    assert len(top_scored(fewshot_run, 100)) == len(scores)  # asks for more than exist: all of them
+    with pytest.raises(NasagentError, match="k >= 1"):
+        top_scored(fewshot_run, 0)
+
+
+def test_select_trains_the_top_k_with_the_runs_network_and_keeps_the_best(fewshot_run):
+    out = select_top_k(fewshot_run, 3, benchmark_options={"epochs": 1})
+    assert out["benchmark"] == "train:digits"
+    assert out["options"]["C"] == 2 and out["options"]["N"] == 1 and out["options"]["space"] == "nb201"
+    assert out["seed"] == 100 and out["options"]["seed"] == 100
+    cands = out["candidates"]
+    assert {c["arch"] for c in cands} == {a for a, _ in top_scored(fewshot_run, 3)}
+    vals = [c["val_accuracy"] for c in cands]
+    assert vals == sorted(vals, reverse=True) and out["best"] == cands[0]["arch"]
+    assert all(c["metrics"]["epochs_trained"] == 1 for c in cands)
+    saved = json.loads((fewshot_run / "selection.json").read_text())
+    assert saved["best"] == out["best"] and len(saved["candidates"]) == 3
+
+
+def test_selection_needs_a_data_set_it_can_name():
+    assert default_training_benchmark("fewshot:digits16") == "train:digits16"
+    assert default_training_benchmark("oneshot:x.npz") == "train:x.npz"
+    with pytest.raises(NasagentError, match="train:<data>"):
+        default_training_benchmark("nb201")
+
+
+def test_cli_select_prints_the_choice(fewshot_run):
+    from typer.testing import CliRunner
+
+    from nasagent.cli import app
+
+    res = CliRunner().invoke(app, ["select", str(fewshot_run), "-k", "2", "--bopt", "epochs=1", "-q"])
+    assert res.exit_code == 0, res.output
+    best = json.loads((fewshot_run / "selection.json").read_text())["best"]
+    assert "selected:" in res.output and best in res.output.replace("\n", "")
+    bad = CliRunner().invoke(app, ["select", str(fewshot_run / "nope")])
+    assert bad.exit_code == 2 and "error" in bad.output
