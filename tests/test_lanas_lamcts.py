@@ -78,6 +78,27 @@ def test_lanas_greedy_descends_to_better_child(nb201):
         assert means[side] == max(means)
 
 
+def test_lanas_failed_samples_count_as_visits_but_not_in_means(nb201):
+    """A failed evaluation still took a sample (a visit, so UCB moves on) but has no value to average."""
+    strat = LaNAS(nb201.space, seed=2, height=3, n_init=20, n_select=5, cp=1.0)
+    value = lambda a: nb201(a).metrics[nb201.default_metric]  # noqa: E731
+    failed, keys = set(), []
+    for i in range(50):
+        t = strat.ask()
+        keys.append(nb201.space.key(t.arch))
+        if i % 5 == 4 and i < 40:
+            failed.add(nb201.space.key(t.arch))
+            strat.tell(t, Result.failed("diverged"))
+        else:
+            strat.tell(t, Result(metrics={"v": value(t.arch)}, score=value(t.arch)))
+    strat.learn()
+    root = strat.tree_dump()[0]
+    assert strat.visits[0] == 50 and strat.n_ok[0] == 42 and root["n"] == 50
+    ok = [s for s in strat.scores if s is not None]
+    assert len(ok) == 42 and root["mean"] == pytest.approx(np.mean(ok))  # the mean skips the failed ones
+    assert len(set(keys)) == 50 and len(failed) == 8  # a failed cell is never proposed again
+
+
 def test_lanas_valid_unique_and_better_than_random(nb201):
     regrets = {"lanas": [], "random": []}
     for seed in range(3):
@@ -259,6 +280,30 @@ def test_minimize_counts_every_evaluation_and_improves():
     calls.clear()
     again = minimize(fun, [(-2, 2)] * 3, budget=42, seed=0, solver="random", n_init=10, leaf_size=8)
     assert np.allclose(again.x, r.x)  # seeded
+
+
+def test_turbo_keeps_to_the_region_the_thesis_way():
+    """The thesis' three changes to TuRBO-1 inside LA-MCTS: (a) its initial design is drawn inside the region,
+    (b) the trust region is centred on the best point *inside* the region, (c) candidates are the trust region
+    intersected with the region."""
+    from nasagent.strategies.local_solvers import TurboSolver
+
+    X, f = _toy()
+    lo, hi = np.full(2, -2.0), np.full(2, 2.0)
+    tree = PartitionTree(X, f, lo, hi, leaf_size=20, seed=0)
+    _, region = tree.select(0.0, np.random.default_rng(0))
+    assert region.depth >= 1
+    solver = TurboSolver(lo, hi, np.random.default_rng(1), region=region, n_init=6, init="region", n_cand=200)
+    first = np.array([solver.ask() for _ in range(6)])
+    assert region.contains(first).all()  # (a)
+    outside = X[~region.contains(X)]
+    for x in first:
+        solver.tell(x, -float(np.sum((x - 0.7) ** 2)))
+    solver.tell(outside[0], 1e6)  # the best point seen, but outside the region
+    assert region.contains(solver.from_unit(solver.centre()[None])).all()  # (b)
+    assert not np.allclose(solver.from_unit(solver.centre()[None])[0], outside[0])
+    batch = np.array([solver.ask() for _ in range(5)])
+    assert region.contains(batch).all() and solver.fallbacks == 0  # (c)
 
 
 @pytest.mark.parametrize("solver", ["turbo", "cmaes", "bo"])
