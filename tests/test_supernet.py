@@ -1,6 +1,7 @@
 """One-shot supernets, few-shot splitting and DARTS as OneShotSearches (tiny networks on a slice of digits)."""
 
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -189,6 +190,23 @@ def test_darts_space_relaxation_derives_valid_genotypes(small):
         assert all(op != "none" for k in ("normal", "reduce") for op, _ in g.cell(k))
 
 
+def test_fewshot_darts_time_budget_leaves_the_rest_untrained_but_covered(small, tmp_path):
+    from nasagent.evaluation.darts_search import FewShotDarts
+
+    f = FewShotDarts("nb201", edges=[1], batch_size=32, device="cpu", **TINY)
+    f.fit(small, Budget(evaluations=2, seconds=1e-9), tmp_path)  # T is spent after the root's first epoch
+    assert f.root.epoch == 1 and len(f.children) == 5 and f.untrained == 5
+    for child in f.children:  # untrained children carry their parent's α on every edge they keep
+        assert child.epoch == 0 and child.seconds == 0
+        for k in child.alpha:
+            assert torch.equal(child.alpha[k], f.root.alpha[k])
+    assert json.loads((tmp_path / "fewshot_darts.json").read_text())["untrained_children"] == 5
+    assert f.propose(1)[0][1] == f.children[f.chosen].relax.region[1][0]
+    g = FewShotDarts("nb201", edges=[1], batch_size=32, device="cpu", **TINY)
+    g.fit(small, Budget(evaluations=2, seconds=1e6), None)  # ample time: every child trains its epoch
+    assert g.untrained == 0 and all(c.epoch == 1 for c in g.children)
+
+
 def test_fewshot_darts_transfers_alpha_and_picks_lowest_validation_loss(small, tmp_path):
     from nasagent.evaluation.darts_search import FewShotDarts
     from nasagent.evaluation.oneshot import OneShotSearch, run_oneshot
@@ -203,3 +221,44 @@ def test_fewshot_darts_transfers_alpha_and_picks_lowest_validation_loss(small, t
 
     res = run_oneshot(f, small, 2, tmp_path, nb201_benchmark(), n=3)  # resumes: no more training
     assert res.samples == 3 and res.best is not None
+
+
+# -- DARTS / few-shot DARTS as a runner strategy ------------------------------------------------------------------------
+def test_cli_search_fewshot_darts_end_to_end_and_resume(tmp_path):
+    from typer.testing import CliRunner
+
+    from nasagent.cli import app
+
+    out = tmp_path / "run"
+    args = ["search", "--strategy", "darts", "--space", "nb201", "--data", "digits", "--budget", "2", "--out", str(out),
+            "--quiet", "--opt", "epochs=1", "--opt", "splits=1", "--opt", "edges=[2]", "--opt", "C=4", "--opt", "N=1",
+            "--opt", "batch_size=64", "--opt", "device=cpu", "--bopt", "epochs=1", "--bopt", "C=4", "--bopt", "N=1",
+            "--bopt", "measure=false"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    doc = json.loads((out / "best.json").read_text())
+    assert doc["samples"] == 2
+    split = json.loads((out / "search" / "fewshot_darts.json").read_text())
+    chosen_op = split["proposal"].split("|")[3].split("~")[0]  # NB201 edge 2 is the first edge into node 2
+    from nasagent.api import load_config
+
+    _, journal = load_config(out)
+    first = sorted(journal.trials(), key=lambda t: t.number)[0].arch
+    journal.close()
+    assert first == split["proposal"] and chosen_op in first  # the chosen child's derived cell is asked first
+    again = CliRunner().invoke(app, ["search", "--resume", str(out), "--budget", "3", "--quiet"])
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "best.json").read_text())["samples"] == 3
+
+
+def test_darts_strategy_bad_input():
+    from nasagent.registry import make_space, make_strategy
+
+    with pytest.raises(NasagentError, match="needs data"):
+        make_strategy("darts", make_space("nb201"))
+    with pytest.raises(NasagentError, match="not the 'nb101' space"):
+        make_strategy("darts", make_space("nb101"), data="digits")
+    with pytest.raises(NasagentError, match="bad DARTS option"):
+        make_strategy("darts", make_space("nb201"), data="digits", nonsense=1)
+    with pytest.raises(NasagentError, match="cannot be split"):
+        make_strategy("darts", make_space("nb201"), data="digits", edges=[9])

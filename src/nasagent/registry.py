@@ -200,6 +200,7 @@ STRATEGIES: dict[str, StrategyEntry] = {
     "turbo": StrategyEntry("nasagent.strategies.turbo:TuRBO", "TuRBO-1: trust-region Bayesian optimisation with restarts (boxes)"),
     "cmaes": StrategyEntry("nasagent.strategies.cma_es:CMAES", "CMA-ES (the cmaes package) with restarts (boxes)"),
     "neural-predictor": StrategyEntry("nasagent.strategies.neural_predictor:NeuralPredictorSearch", "Neural Predictor: N random, GCN ranks a pool, top K (--opt mode=iterative: BANANAS-like refits)"),
+    "darts": StrategyEntry("nasagent.strategies.darts:Darts", "DARTS, or few-shot DARTS with --opt splits=K: trains the relaxation, then proposes cells (--space nb201|darts --data D)"),
     "parsec": StrategyEntry("nasagent.strategies.parsec:Parsec", "PARSEC: importance-weighted empirical Bayes over a distribution of DARTS cells (--space darts --data D)"),
 }
 

@@ -345,7 +345,9 @@ class DartsSearch:
 class FewShotDarts:
     """Few-shot DARTS: a DARTS supernet split by the op on ``splits`` edges; the child with the lowest
     validation loss proposes. ``child_fraction`` of the fit's epochs goes to *each* child (default 1/4, the
-    authors' 150 of 600); with ``transfer`` children inherit w and α from their parent."""
+    authors' 150 of 600); with ``transfer`` children inherit w and α from their parent. A time limit in the fit's
+    budget covers the whole tree: once it is spent, the remaining children keep their parent's w and α untrained
+    (the thesis aborts the split; the cover of the space stays complete)."""
 
     def __init__(self, space="nb201", order: int = 1, splits: int = 1, edges: list | None = None, transfer: bool = True,
                  child_fraction: float = 0.25, seed: int = 0, **options):
@@ -368,6 +370,7 @@ class FewShotDarts:
         self.children: list[DartsSearch] = []
         self.chosen: int | None = None
         self.val_losses: list[float] = []
+        self.untrained = 0  # children left untrained because the fit's time budget ran out
 
     def _split(self, parent: DartsSearch, edge) -> list[tuple[str, object]]:
         region = parent.relax.region
@@ -395,7 +398,8 @@ class FewShotDarts:
         ck = Path(checkpoint_dir) if checkpoint_dir else None
         child_epochs = max(1, round(self.child_fraction * epochs))
         self.root.fit(data, Budget(evaluations=epochs, seconds=seconds), ck / "root" if ck else None)
-        frontier = [self.root]
+        frontier, spent = [self.root], self.root.seconds
+        self.untrained = 0
         for level, edge in enumerate(self.edges):
             new = []
             for parent in frontier:
@@ -405,7 +409,13 @@ class FewShotDarts:
                     if self.transfer:
                         child.inherit(parent)
                     name = f"level{level + 1}-{len(new)}-{op}"
-                    child.fit(data, Budget(evaluations=child_epochs), ck / name if ck else None)
+                    child_ck = ck / name if ck else None
+                    left = None if seconds is None else seconds - spent
+                    if left is not None and left <= 0 and not (child_ck and child_ck.exists()):
+                        self.untrained += 1  # the time budget T is spent (thesis: abort the split): keep the parent's w, α
+                    else:  # (a checkpoint from before an interruption is loaded even when T is spent)
+                        child.fit(data, Budget(evaluations=child_epochs, seconds=max(left, 1e-12) if left is not None else None), child_ck)
+                    spent += child.seconds
                     new.append(child)
             frontier = new
         self.children = frontier
@@ -414,6 +424,7 @@ class FewShotDarts:
         if ck is not None:
             (ck / "fewshot_darts.json").write_text(json.dumps({
                 "edges": [str(e) for e in self.edges], "val_losses": self.val_losses, "chosen": self.chosen,
+                "untrained_children": self.untrained,
                 "proposal": self.space.format(self.children[self.chosen].derive())}, indent=2))
 
     def propose(self, n: int = 1) -> list:
