@@ -65,3 +65,15 @@ def test_cli_select_prints_the_choice(fewshot_run):
     assert "selected:" in res.output and best in res.output.replace("\n", "")
     bad = CliRunner().invoke(app, ["select", str(fewshot_run / "nope")])
     assert bad.exit_code == 2 and "error" in bad.output
+
+
+def test_select_with_a_table_benchmark_names_a_missing_metric(fewshot_run):
+    with pytest.raises(NasagentError, match="no finite 'val_accuracy'.*accuracy"):
+        select_top_k(fewshot_run, 2, benchmark="nb201")
+    out = select_top_k(fewshot_run, 3, benchmark="nb201", metric="accuracy")
+    from nasagent.benchmarks.nb201 import nb201_benchmark
+    from nasagent.spaces.nb201 import NB201Space
+
+    sp, table = NB201Space(), nb201_benchmark()
+    truth = {a: table.value(sp.key(sp.parse(a)), "accuracy") for a, _ in top_scored(fewshot_run, 3)}
+    assert out["best"] == max(truth, key=truth.get) and "seed" not in out["options"]

@@ -414,6 +414,7 @@ def select_cmd(
     benchmark: Annotated[str | None, typer.Option("--benchmark", "-b", help="training benchmark (default: train:DATA of the run)")] = None,
     bopt: Annotated[list[str] | None, typer.Option("--bopt", help="training option key=value, e.g. epochs=10 (repeatable)")] = None,
     seed: Annotated[int, typer.Option(help="training seed of the selection runs")] = 100,
+    metric: Annotated[str, typer.Option(help="metric to select on (higher is better)")] = "val_accuracy",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ):
     """Train a weight-sharing run's top-K architectures from scratch and name the best by validation accuracy."""
@@ -423,14 +424,17 @@ def select_cmd(
 
         from nasagent.evaluation.selection import select_top_k
 
+        if top_k < 1:
+            raise NasagentError(f"--top-k must be >= 1, got {top_k}")
         prog = Progress("[bold]select", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console, disable=quiet)
         task = prog.add_task("", total=top_k)
         with prog:
-            out = select_top_k(run_dir, top_k, benchmark=benchmark, benchmark_options=parse_options(bopt), seed=seed,
+            out = select_top_k(run_dir, top_k, benchmark=benchmark, benchmark_options=parse_options(bopt), seed=seed, metric=metric,
                                progress=lambda done, total: prog.update(task, completed=done, total=total))
         table = Table(title=f"top-{len(out['candidates'])} of {run_dir}, trained from scratch ({out['benchmark']}, seed {out['seed']})")
-        for col in ("architecture", "supernet score", out["metric"], "seconds"):
-            table.add_column(col)
+        table.add_column("architecture", overflow="fold")
+        for col in ("supernet score", out["metric"], "seconds"):
+            table.add_column(col, justify="right")
         for r in out["candidates"]:
             value = "failed" if r[out["metric"]] is None else f"{r[out['metric']]:.2f}"
             table.add_row(r["arch"], f"{r['supernet_score']:.2f}", value, f"{r['cost'] or 0:.1f}")

@@ -57,8 +57,9 @@ def select_top_k(run_dir, k: int = 10, benchmark: str | None = None, benchmark_o
                  seed: int = SELECTION_SEED, metric: str = "val_accuracy", progress=None) -> dict:
     """Train the run's ``k`` best-scored architectures once each and rank them by ``metric`` (higher is better).
 
-    ``benchmark`` defaults to ``train:<data>`` of the run's supernet benchmark, with the run's network size
-    (C, N, layers) and space; ``benchmark_options`` add to or replace those (epochs, lr, ...). ``progress`` is
+    ``benchmark`` defaults to ``train:<data>`` of the run's supernet benchmark; a ``train:`` benchmark gets the
+    run's network size (C, N, layers), space and ``seed``; ``benchmark_options`` add to or replace those
+    (epochs, lr, ...). ``progress`` is
     called with (done, k) after each training. Returns, and writes to ``RUN_DIR/selection.json``, the chosen
     architecture and every candidate's supernet score, metrics and cost.
     """
@@ -70,27 +71,33 @@ def select_top_k(run_dir, k: int = 10, benchmark: str | None = None, benchmark_o
     journal.close()
     candidates = top_scored(run_dir, k)
     spec = benchmark or default_training_benchmark(config.benchmark)
-    options = {key: config.benchmark_options[key] for key in _NETWORK_OPTIONS if key in config.benchmark_options}
-    space = config.benchmark_options.get("space") or config.space
-    if space:
-        options["space"] = space
-    options.update({"seed": int(seed), **(benchmark_options or {})})
+    options = {}
+    if spec.startswith("train:"):  # the run's network, trained alone with the selection seed
+        options = {key: config.benchmark_options[key] for key in _NETWORK_OPTIONS if key in config.benchmark_options}
+        space = config.benchmark_options.get("space") or config.space
+        if space:
+            options["space"] = space
+        options["seed"] = int(seed)
+    options.update(benchmark_options or {})
     bench = make_benchmark(spec, **options)
     rows = []
     t0 = time.perf_counter()
     for i, (arch, score) in enumerate(candidates):
-        result = bench(arch)
+        space = getattr(bench, "space", None)
+        result = bench(space.parse(arch) if space is not None else arch)
         good = result.status == "ok"  # (Result.ok also needs the runner's score, which a direct call has not)
         value = result.metrics.get(metric) if good else None
         value = float(value) if value is not None and math.isfinite(value) else None
-        rows.append({"arch": arch, "supernet_score": score, "status": result.status,
-                     metric: value, "metrics": dict(result.metrics), "cost": result.cost, "error": result.error})
+        error = result.error
+        if good and value is None:
+            error = f"no finite {metric!r} among its metrics ({', '.join(result.metrics) or 'none'}); choose another metric"
+        rows.append({"arch": arch, "supernet_score": score, "status": result.status if value is not None else "failed",
+                     metric: value, "metrics": dict(result.metrics), "cost": result.cost, "error": error})
         if progress is not None:
             progress(i + 1, len(candidates))
     ok = [r for r in rows if r[metric] is not None]
     if not ok:
-        raise NasagentError(f"every top-{len(candidates)} training failed (first error: {rows[0]['error']}); "
-                            "check the training benchmark's options")
+        raise NasagentError(f"every top-{len(candidates)} evaluation failed with {spec!r} (first: {rows[0]['error']})")
     best = max(ok, key=lambda r: r[metric])
     out = {"best": best["arch"], "metric": metric, "benchmark": spec, "options": options, "seed": int(seed),
            "seconds": time.perf_counter() - t0, "candidates": sorted(rows, key=lambda r: -(r[metric] if r[metric] is not None else -1e300))}
