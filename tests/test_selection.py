@@ -77,3 +77,8 @@ def test_select_with_a_table_benchmark_names_a_missing_metric(fewshot_run):
     sp, table = NB201Space(), nb201_benchmark()
     truth = {a: table.value(sp.key(sp.parse(a)), "accuracy") for a, _ in top_scored(fewshot_run, 3)}
     assert out["best"] == max(truth, key=truth.get) and "seed" not in out["options"]
+
+
+def test_a_candidate_the_benchmark_cannot_read_fails_alone(fewshot_run):
+    with pytest.raises(NasagentError, match="every top-2 evaluation failed.*malformed"):
+        select_top_k(fewshot_run, 2, benchmark="nbgraph/cora", metric="valid_perf")  # NB201 cells are not graph cells

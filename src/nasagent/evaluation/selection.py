@@ -14,7 +14,7 @@ import math
 import time
 from pathlib import Path
 
-from nasagent.core import NasagentError
+from nasagent.core import NasagentError, Result
 
 #: the seed of the selection trainings: keep it apart from the seeds used to report the answer's accuracy
 SELECTION_SEED = 100
@@ -59,8 +59,8 @@ def select_top_k(run_dir, k: int = 10, benchmark: str | None = None, benchmark_o
 
     ``benchmark`` defaults to ``train:<data>`` of the run's supernet benchmark; a ``train:`` benchmark gets the
     run's network size (C, N, layers), space and ``seed``; ``benchmark_options`` add to or replace those
-    (epochs, lr, ...). ``progress`` is
-    called with (done, k) after each training. Returns, and writes to ``RUN_DIR/selection.json``, the chosen
+    (epochs, lr, ...). ``progress`` is called with (done, k) after each training. A candidate whose training
+    fails is listed as failed and skipped. Returns, and writes to ``RUN_DIR/selection.json``, the chosen
     architecture and every candidate's supernet score, metrics and cost.
     """
     from nasagent.api import load_config
@@ -84,7 +84,10 @@ def select_top_k(run_dir, k: int = 10, benchmark: str | None = None, benchmark_o
     t0 = time.perf_counter()
     for i, (arch, score) in enumerate(candidates):
         space = getattr(bench, "space", None)
-        result = bench(space.parse(arch) if space is not None else arch)
+        try:
+            result = bench(space.parse(arch) if space is not None else arch)
+        except NasagentError as e:  # e.g. a cell the benchmark's space cannot read: this candidate fails, not all
+            result = Result.failed(str(e))
         good = result.status == "ok"  # (Result.ok also needs the runner's score, which a direct call has not)
         value = result.metrics.get(metric) if good else None
         value = float(value) if value is not None and math.isfinite(value) else None
