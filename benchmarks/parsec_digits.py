@@ -21,7 +21,8 @@ imports and data but no network (``no-network``). The RSS increase *within* the 
 is not comparable (freed heap from the warm-up step stays resident). PARSEC runs K = 8 children with every
 backward pass (``min_weight=0``).
 
-Scale-down vs the paper (CPU, 2 cores): K = 8 (paper 16); search network C = 4, 3 cells (paper 16, 8);
+Scale-down vs the paper (CPU, 2 cores): K = ``--K`` children (paper 16, the default; 8 halves the search's
+forward passes); search network C = 4, 3 cells (paper 16, 8);
 ``--epochs`` search epochs (paper 100); retraining C = 4, 3 cells, ``--train-epochs`` epochs (paper 20 cells,
 36 channels, 600 epochs, cutout, drop-path, auxiliary head); ``min_weight=1e-3`` skips the backward pass of
 children whose importance weight is below 1e-3 (the weights are nearly one-hot); π's Adam lr 0.1 instead of 0.02,
@@ -30,7 +31,7 @@ makes ~17 steps per epoch (~350 in 20 epochs) where the paper makes ~39,000 (at 
 after 45 steps in a first attempt); no §4.2 fine-tuning run.
 
     python benchmarks/parsec_digits.py --memory-only   # cheap, cached; the main run reuses it
-    python benchmarks/parsec_digits.py --seeds 3 --epochs 20 --train-epochs 10 --randoms 10
+    python benchmarks/parsec_digits.py --seeds 3 --epochs 20 --train-epochs 10 --randoms 10 --K 16
 """
 
 from __future__ import annotations
@@ -190,6 +191,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--train-epochs", type=int, default=10)
     ap.add_argument("--randoms", type=int, default=10)
+    ap.add_argument("--K", type=int, default=16, help="architectures per PARSEC step (the paper's 16)")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--memory-only", action="store_true", help="measure (and cache) the memory figures, then stop")
     ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
@@ -207,6 +209,9 @@ def main() -> None:
         print(json.dumps(measure_memory(CACHE_DIR / "parsec_digits"), indent=1))
         return
     data = _data()
+    if args.K < 1:
+        raise SystemExit(f"--K must be >= 1, got {args.K}")
+    TASK["K"] = args.K
     tag = f"K{TASK['K']}-C{TASK['C']}-L{TASK['layers']}-b{TASK['batch_size']}-lr{TASK['lr']}-a{TASK['arch_lr']}-e{args.epochs}"
     cache = CACHE_DIR / "parsec_digits" / tag / f"t{args.train_epochs}-lr{TRAIN['lr']}"
     rcache = CACHE_DIR / "parsec_digits" / f"random-t{args.train_epochs}-lr{TRAIN['lr']}-C{TRAIN['C']}-L{TRAIN['layers']}"

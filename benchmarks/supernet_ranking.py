@@ -10,6 +10,12 @@ that split one NB201 edge (seeded random choice, 5 sub-supernets, weights transf
 - ``one-shot-long``: a one-shot supernet trained as many epochs as ``few-shot-thesis`` spent in all, the
   equal-budget control for the thesis protocol (does few-shot win, or only the extra epochs?).
 
+``--converged`` adds the same question one step closer to convergence, as the thesis trains its supernets:
+
+- ``few-shot-converged``: the thesis protocol on top of ``one-shot-long`` (its trained supernet split, each
+  child trained a quarter of its epochs);
+- ``one-shot-converged``: a one-shot supernet trained as many epochs as ``few-shot-converged`` spent in all.
+
 Every estimator scores the ground-truth architectures of ``nb201_ground_truth.py`` (validation accuracy
 with inherited weights and recalibrated BN). Kendall tau (all cells, and the top 10 % by truth) against
 (a) the from-scratch digits16 truth (``truth: digits``, the goal) and (b) the NB201 CIFAR-10 table
@@ -42,6 +48,8 @@ from nasagent.report.results import CACHE_DIR, RESULTS_DIR, beats, machine_info,
 METHODS = ("one-shot", "few-shot-equal", "few-shot-thesis", "one-shot-long")
 #: (few-shot method, its equal-budget one-shot control)
 PAIRS = (("few-shot-equal", "one-shot"), ("few-shot-thesis", "one-shot"), ("few-shot-thesis", "one-shot-long"))
+CONVERGED_METHODS = ("few-shot-converged", "one-shot-converged")
+CONVERGED_PAIRS = (("few-shot-converged", "one-shot-converged"), ("few-shot-converged", "one-shot-long"))
 ROOT_SHARE, CHILD_SHARE = 600 / 1350, 150 / 1350  # the authors' 600 : 5 x 150 epochs, as shares of one budget
 
 
@@ -58,7 +66,8 @@ def equal_budget(epochs: int, children: int = 5) -> tuple[int, int]:
 
 def scores_for(method: str, seed: int, archs: list[str], epochs: int, data, cache: Path, batch_size: int = 128,
                long_epochs: int | None = None) -> dict:
-    """``long_epochs``: the epochs of ``one-shot-long`` (what few-shot-thesis spent for this seed)."""
+    """``long_epochs``: the epochs of ``one-shot-long`` (what few-shot-thesis spent for this seed), the root of
+    ``few-shot-converged``, or the epochs of ``one-shot-converged`` (what few-shot-converged spent)."""
     from nasagent.evaluation.fewshot import FewShot
 
     path = cache / f"{method}-s{seed}.json"
@@ -74,6 +83,13 @@ def scores_for(method: str, seed: int, archs: list[str], epochs: int, data, cach
     elif method == "one-shot-long":
         est = FewShot("nb201", data, epochs=int(long_epochs), splits=0, seed=seed, device="cpu", **sizes)
         ck = cache / f"ck-long-s{seed}"
+    elif method == "few-shot-converged":  # splits one-shot-long's supernet (same root checkpoint, same seeded edge)
+        est = FewShot("nb201", data, epochs=int(long_epochs), child_epochs=max(1, round(long_epochs / 4)), splits=1, seed=seed,
+                      device="cpu", **sizes)
+        ck = cache / f"ck-long-s{seed}"
+    elif method == "one-shot-converged":
+        est = FewShot("nb201", data, epochs=int(long_epochs), splits=0, seed=seed, device="cpu", **sizes)
+        ck = cache / f"ck-converged-s{seed}"
     else:  # one-shot is the root of the thesis-protocol few-shot tree: one training serves both
         est = FewShot("nb201", data, epochs=epochs, child_epochs=max(1, round(epochs / 4)), splits=1, seed=seed, device="cpu", **sizes)
         ck = cache / f"ck-thesis-s{seed}"
@@ -82,7 +98,7 @@ def scores_for(method: str, seed: int, archs: list[str], epochs: int, data, cach
 
     sp = NB201Space()
     t0 = time.perf_counter()
-    if method in ("one-shot", "one-shot-long"):
+    if method.startswith("one-shot"):
         scores = {a: est.root.score(sp.parse(a)) for a in archs}
         seconds, spent = est.root.seconds, est.root.epoch
     else:
@@ -134,7 +150,10 @@ def main() -> None:
     ap.add_argument("--archs", type=int, default=100)
     ap.add_argument("--batch-size", type=int, default=48, help="supernet batch (48: the authors' NB201 config); "
                     "other sizes write supernet_ranking_bs<B>.json")
+    ap.add_argument("--converged", action="store_true", help="also few-shot-converged and one-shot-converged")
     args = ap.parse_args()
+    methods = METHODS + (CONVERGED_METHODS if args.converged else ())
+    pairs = PAIRS + (CONVERGED_PAIRS if args.converged else ())
 
     import torch
 
@@ -156,17 +175,18 @@ def main() -> None:
     cache = CACHE_DIR / "supernet_ranking" / supernet_tag(args.epochs, args.batch_size)
     cache.mkdir(parents=True, exist_ok=True)
 
-    recs = {m: [] for m in METHODS}
+    recs = {m: [] for m in methods}
+    source = {"one-shot-long": "few-shot-thesis", "few-shot-converged": "few-shot-thesis", "one-shot-converged": "few-shot-converged"}
     for seed in range(args.seeds):
-        for m in METHODS:
-            long_epochs = recs["few-shot-thesis"][-1]["epochs"] if m == "one-shot-long" else None
+        for m in methods:
+            long_epochs = recs[source[m]][-1]["epochs"] if m in source else None
             rec = scores_for(m, seed, archs, args.epochs, data, cache, args.batch_size, long_epochs)
             recs[m].append(rec)
             print(f"seed {seed} {m}: tau {kendalltau(truth_digits, [rec['scores'][a] for a in archs]).statistic:.3f} "
                   f"({rec['epochs']} epochs, {rec['train_seconds']:.0f} s)", flush=True)
 
     rows, taus = [], {}
-    for m in METHODS:
+    for m in methods:
         for truth_name, truth in (("digits", truth_digits), ("nb201", truth_nb201)):
             per_seed = {"kendall_tau": [], "kendall_tau_top10": [], "spearman": []}
             for rec in recs[m]:
@@ -183,7 +203,7 @@ def main() -> None:
         rows.append({"method": m, "metric": "supernet_epochs", "value": float(np.mean([r["epochs"] for r in recs[m]])), "n_seeds": args.seeds})
         rows.append({"method": m, "metric": "train_seconds", "value": float(np.mean([r["train_seconds"] for r in recs[m]])), "n_seeds": args.seeds})
     verdicts = {}
-    for few, one in PAIRS:
+    for few, one in pairs:
         for metric in ("kendall_tau", "kendall_tau_top10"):
             a, b = taus[(few, "digits", metric)], taus[(one, "digits", metric)]
             diff = np.array(a) - np.array(b)
@@ -202,7 +222,7 @@ def main() -> None:
     name = "supernet_ranking" if args.batch_size == 48 else f"supernet_ranking_bs{args.batch_size}"
     write_results(name, rows, machine=machine_info(threads=1), extra={
         "task": TASK, "epochs": args.epochs, "supernet_batch_size": args.batch_size, "ground_truth_seeds": gt, "verdicts": verdicts, "throughput": tp,
-        "splits": {m: [r["split"] for r in recs[m]] for m in METHODS},
+        "splits": {m: [r["split"] for r in recs[m]] for m in methods},
         "protocol": "Kendall tau-b (scipy) of supernet validation accuracy vs truth over the ground-truth architectures; "
                     "top10: among the architectures in the top 10% by truth; verdict: 2-standard-error rule over seeds",
     })
@@ -224,12 +244,13 @@ def _plot(rows, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    methods = list(dict.fromkeys(r["method"] for r in rows if r.get("truth") and r["metric"] == "kendall_tau"))
+    fig, axes = plt.subplots(1, 2, figsize=(11 + 1.5 * (len(methods) > 4), 4), sharey=True)
     for ax, truth in zip(axes, ("digits", "nb201"), strict=True):
-        width = 0.8 / len(METHODS)
-        for i, m in enumerate(METHODS):
+        width = 0.8 / len(methods)
+        for i, m in enumerate(methods):
             vals = [next(r for r in rows if r["method"] == m and r.get("truth") == truth and r["metric"] == k) for k in ("kendall_tau", "kendall_tau_top10")]
-            ax.bar(np.arange(2) + (i - (len(METHODS) - 1) / 2) * width, [v["value"] for v in vals], width, yerr=[2 * v["se"] for v in vals], label=m, capsize=3)
+            ax.bar(np.arange(2) + (i - (len(methods) - 1) / 2) * width, [v["value"] for v in vals], width, yerr=[2 * v["se"] for v in vals], label=m, capsize=3)
         ax.set_xticks(range(2), ["all cells", "top 10 %"])
         ax.axhline(0, color="k", lw=0.5)
         ax.set_title(f"Kendall tau vs {'from-scratch digits16' if truth == 'digits' else 'NB201 CIFAR-10'} (±2 SE)")
@@ -237,7 +258,7 @@ def _plot(rows, path: Path) -> None:
     if ceiling is not None:  # how well one from-scratch training seed ranks another: the scale for the left panel
         axes[0].axhline(ceiling, color="grey", ls="--", lw=1, label=f"seed-to-seed τ of the truth ({ceiling:.2f})")
     axes[0].set_ylabel("Kendall tau")
-    axes[0].legend()
+    axes[0].legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
