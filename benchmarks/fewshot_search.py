@@ -38,6 +38,11 @@ from nasagent.evaluation.selection import SELECTION_SEED, top_scored  # noqa: E4
 from nasagent.report.results import CACHE_DIR, RESULTS_DIR, machine_info, mean_se, write_results  # noqa: E402
 
 
+def _verdict(diff: float, se: float) -> str:
+    """The protocol's 2-standard-error rule for a difference from the median random cell."""
+    return "win" if diff > 2 * se else ("loss" if diff < -2 * se else "tie")
+
+
 def top_k_stage(run_dir: Path, k: int, train, eval_seeds: int) -> dict:
     """Train the ``k`` best-scored cells of a search once each (selection seed), keep the best by validation
     accuracy, and retrain that one with the evaluation seeds (``nasagent.select_top_k`` with this script's
@@ -125,7 +130,7 @@ def main() -> None:
             m, se = mean_se(rec[field])
             diff = m - median
             se_diff = math.sqrt(se**2 + median_se**2)
-            verdict = "win" if diff > 2 * se_diff else ("loss" if diff < -2 * se_diff else "tie")
+            verdict = _verdict(diff, se_diff)
             verdicts_by.setdefault(method, []).append(verdict)
             rows.append({"method": method, "metric": "retrained_test_accuracy", "value": m, "se": se,
                          "n_seeds": len(rec[field]), "task": "nb201/digits16", "samples": rec["samples"],
@@ -133,7 +138,7 @@ def main() -> None:
         # the pipeline on average: one mean per search, SE over searches (so a search's cell counts once)
         m, se = mean_se([float(np.mean(rec[field])) for rec in runs])
         diff, se_diff = m - median, math.sqrt(se**2 + median_se**2)
-        verdict = "win" if diff > 2 * se_diff else ("loss" if diff < -2 * se_diff else "tie")
+        verdict = _verdict(diff, se_diff)
         verdicts_by[f"{method}, pooled over search seeds"] = verdict
         rows.append({"method": method, "metric": "retrained_test_accuracy_all_seeds", "value": m, "se": se, "n_seeds": len(runs),
                      "verdict_vs_median_random": verdict, "difference": diff, "difference_se": se_diff})

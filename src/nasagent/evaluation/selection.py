@@ -26,13 +26,17 @@ def top_scored(run_dir, k: int) -> list[tuple[str, float]]:
     """The ``k`` distinct architectures of a run with the best scores, best first, as (text, score)."""
     from nasagent.api import load_config
 
-    if int(k) < 1:
-        raise NasagentError(f"top-K selection needs k >= 1, got {k}")
     _, journal = load_config(run_dir)
     try:
-        rows = [(t.score, t.arch) for t in journal.trials() if t.status in ("ok", "cached") and t.score is not None]
+        return _best_distinct(journal, k, run_dir)
     finally:
         journal.close()
+
+
+def _best_distinct(journal, k: int, run_dir) -> list[tuple[str, float]]:
+    if int(k) < 1:
+        raise NasagentError(f"top-K selection needs k >= 1, got {k}")
+    rows = [(t.score, t.arch) for t in journal.trials() if t.status in ("ok", "cached") and t.score is not None]
     out, seen = [], set()
     for score, arch in sorted(rows, key=lambda r: -r[0]):
         if arch not in seen:
@@ -68,22 +72,24 @@ def select_top_k(run_dir, k: int = 10, benchmark: str | None = None, benchmark_o
 
     run_dir = Path(run_dir)
     config, journal = load_config(run_dir)
-    journal.close()
-    candidates = top_scored(run_dir, k)
+    try:
+        candidates = _best_distinct(journal, k, run_dir)
+    finally:
+        journal.close()
     spec = benchmark or default_training_benchmark(config.benchmark)
     options = {}
     if spec.startswith("train:"):  # the run's network, trained alone with the selection seed
         options = {key: config.benchmark_options[key] for key in _NETWORK_OPTIONS if key in config.benchmark_options}
-        space = config.benchmark_options.get("space") or config.space
-        if space:
-            options["space"] = space
+        run_space = config.benchmark_options.get("space") or config.space
+        if run_space:
+            options["space"] = run_space
         options["seed"] = int(seed)
     options.update(benchmark_options or {})
     bench = make_benchmark(spec, **options)
+    space = getattr(bench, "space", None)  # candidates are journaled as text; parse them in the benchmark's space
     rows = []
     t0 = time.perf_counter()
     for i, (arch, score) in enumerate(candidates):
-        space = getattr(bench, "space", None)
         try:
             result = bench(space.parse(arch) if space is not None else arch)
         except NasagentError as e:  # e.g. a cell the benchmark's space cannot read: this candidate fails, not all

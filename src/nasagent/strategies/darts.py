@@ -13,13 +13,11 @@ From the command line: ``nasagent search --strategy darts --space nb201 --data d
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from nasagent.core import Budget, NasagentError, Result, SpaceExhausted, Trial
-from nasagent.strategies.base import Proposal, Strategy
+from nasagent.core import Budget, NasagentError
+from nasagent.strategies.weight_sharing import WeightSharingStrategy
 
 
-class Darts(Strategy):
+class Darts(WeightSharingStrategy):
     """DARTS (``splits=0``) or few-shot DARTS over NB201 or DARTS cells; other options are ``DartsSearch``'s.
 
     ``data``: dataset spec; ``epochs``: search epochs (children of few-shot DARTS get ``child_fraction`` of them
@@ -28,38 +26,31 @@ class Darts(Strategy):
     threads (None: leave).
     """
 
-    _transient = ("space", "_search")
-    run_dir_option = "checkpoint_dir"
+    label = "DARTS"
 
     def __init__(self, space, seed: int = 0, data: str | None = None, data_seed: int = 0, epochs: int = 50, order: int = 1,
                  splits: int = 0, edges: list | None = None, child_fraction: float = 0.25, seconds: float | None = None,
                  checkpoint_dir: str | None = None, threads: int | None = None, **options):
-        super().__init__(space, seed)
         if getattr(space, "name", None) not in ("nb201", "darts"):
             raise NasagentError(f"DARTS searches NB201 or DARTS cells, not the {getattr(space, 'name', space)!r} space; "
                                 "use --space nb201 or --space darts")
-        if not data:
-            raise NasagentError("DARTS trains its own supernet and needs data: --data digits16 (or --opt data=FILE.npz)")
+        super().__init__(space, seed, data, data_seed, checkpoint_dir, threads)
         if int(epochs) < 1 or int(splits) < 0 or (seconds is not None and not float(seconds) > 0):
             raise NasagentError(f"epochs must be >= 1, splits >= 0 and seconds > 0; got {epochs}, {splits}, {seconds}")
-        self.data, self.data_seed = str(data), int(data_seed)
         self.epochs, self.seconds = int(epochs), None if seconds is None else float(seconds)
-        self.checkpoint_dir, self.threads = checkpoint_dir, threads
         self.options = {"order": order, **options}
         if edges is not None:  # JSON from the command line gives lists; DARTS-space edges are (cell, (i, j))
             edges = [e if isinstance(e, int) else (e[0], tuple(e[1])) for e in edges]
         if int(splits) or edges:
             self.options.update(splits=int(splits) or len(edges), edges=edges, child_fraction=child_fraction)
         self._search = self._make_search()  # validates every option now, before any training
-        self._queue: list[str] = []
-        self._asked = 0
 
     def _make_search(self):
+        import inspect
+
         from nasagent.evaluation.darts_search import DartsSearch, FewShotDarts
 
         cls = FewShotDarts if "splits" in self.options else DartsSearch
-        import inspect
-
         known = {"C", "N", "layers"}  # network sizes, passed through to the network builder
         for c in (DartsSearch, FewShotDarts):
             known |= set(inspect.signature(c.__init__).parameters) - {"self", "space", "seed", "options", "sizes", "region"}
@@ -72,26 +63,6 @@ class Darts(Strategy):
             raise NasagentError(f"bad DARTS option: {e}") from None
 
     def _fit(self):
-        from nasagent.evaluation.datasets import load_dataset
-        from nasagent.evaluation.networks import _torch
-
-        if self.threads:
-            _torch().set_num_threads(int(self.threads))
-        if self._search is None:
-            self._search = self._make_search()
-        ck = Path(self.checkpoint_dir) if self.checkpoint_dir else None
-        self._search.fit(load_dataset(self.data, seed=self.data_seed), Budget(evaluations=self.epochs, seconds=self.seconds), ck)
+        data = self._dataset()
+        self._search.fit(data, Budget(evaluations=self.epochs, seconds=self.seconds), self._checkpoints())
         return self._search
-
-    def _propose(self):
-        if len(self._queue) <= self._asked:  # first ask (or all proposals used): fit (resumes), propose more
-            want = max(8, 2 * (self._asked + 1))
-            self._queue = [self.space.format(a) for a in self._fit().propose(want)]
-        if self._asked >= len(self._queue):
-            raise SpaceExhausted(f"DARTS proposed all {len(self._queue)} distinct cells it could find")
-        arch = self.space.parse(self._queue[self._asked])
-        self._asked += 1
-        return Proposal(arch, info={"darts_rank": self._asked})
-
-    def _observe(self, trial: Trial, result: Result) -> None:
-        pass

@@ -13,13 +13,11 @@ is ``nasagent.evaluation.parsec_search`` (see docs/parsec.md).
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from nasagent.core import Budget, NasagentError, Result, SpaceExhausted, Trial
-from nasagent.strategies.base import Proposal, Strategy
+from nasagent.core import Budget, NasagentError
+from nasagent.strategies.weight_sharing import WeightSharingStrategy
 
 
-class Parsec(Strategy):
+class Parsec(WeightSharingStrategy):
     """PARSEC (Casale et al. 2019) over DARTS cells; options are ``ParsecSearch``'s plus the ones below.
 
     ``data``: dataset spec (digits, digits16, FILE.npz, FOLDER); ``epochs``: search epochs; ``finetune_epochs``
@@ -27,33 +25,24 @@ class Parsec(Strategy):
     search checkpoints (set by the API to ``<run>/search``); ``threads``: torch CPU threads (None: leave).
     """
 
-    _transient = ("space", "_search")
-    #: the option through which the API hands this strategy a folder inside the run directory
-    run_dir_option = "checkpoint_dir"
+    label = "PARSEC"
 
     def __init__(self, space, seed: int = 0, data: str | None = None, data_seed: int = 0, epochs: int = 100, K: int = 16,
                  C: int = 16, layers: int = 8, proposals: str = "samples", finetune_epochs: int = 0,
                  finetune_C: int | None = None, finetune_layers: int | None = None, checkpoint_dir: str | None = None,
                  threads: int | None = None, **options):
-        super().__init__(space, seed)
         if getattr(space, "name", None) != "darts":
             raise NasagentError(f"PARSEC searches DARTS cells, not the {getattr(space, 'name', space)!r} space; use --space darts")
-        if not data:
-            raise NasagentError("PARSEC trains its own supernet and needs data: --data digits16 (or --opt data=FILE.npz)")
+        super().__init__(space, seed, data, data_seed, checkpoint_dir, threads)
         if proposals not in ("samples", "top"):
             raise NasagentError(f"proposals must be 'samples' or 'top', got {proposals!r}")
         if int(epochs) < 1 or int(finetune_epochs) < 0:
             raise NasagentError(f"epochs must be >= 1 and finetune_epochs >= 0, got {epochs} and {finetune_epochs}")
-        self.data, self.data_seed = str(data), int(data_seed)
         self.epochs, self.finetune_epochs = int(epochs), int(finetune_epochs)
         self.finetune_sizes = {"C": finetune_C, "layers": finetune_layers}
         self.proposals = proposals
-        self.checkpoint_dir = checkpoint_dir
-        self.threads = threads
         self.options = {"K": K, "C": C, "layers": layers, **options}
         self._search = self._make_search()  # validates every option now, before any training
-        self._queue: list[str] = []
-        self._asked = 0
         self.search_summary: dict = {}
 
     def _make_search(self):
@@ -65,16 +54,10 @@ class Parsec(Strategy):
             raise NasagentError(f"bad PARSEC option: {e}") from None
 
     def _fit(self):
-        from nasagent.evaluation.datasets import load_dataset
-        from nasagent.evaluation.networks import _torch
         from nasagent.evaluation.parsec_search import finetune
 
-        if self.threads:
-            _torch().set_num_threads(int(self.threads))
-        data = load_dataset(self.data, seed=self.data_seed)
-        ck = Path(self.checkpoint_dir) if self.checkpoint_dir else None
-        if self._search is None:
-            self._search = self._make_search()
+        data = self._dataset()
+        ck = self._checkpoints()
         search = self._search
         search.fit(data, Budget(evaluations=self.epochs), ck)
         if self.finetune_epochs:
@@ -83,16 +66,8 @@ class Parsec(Strategy):
         self.search_summary = {k: last.get(k) for k in ("epoch", "entropy", "ess", "mode_val_accuracy", "seconds")}
         return search
 
-    def _propose(self):
-        if len(self._queue) <= self._asked:  # first ask (or all proposals used): fit (resumes), propose more
-            search = self._fit()
-            want = max(8, 2 * (self._asked + 1))
-            self._queue = [self.space.format(a) for a in search.propose(want, how=self.proposals)]
-        if self._asked >= len(self._queue):
-            raise SpaceExhausted(f"PARSEC proposed all {len(self._queue)} distinct cells it could find")
-        arch = self.space.parse(self._queue[self._asked])
-        self._asked += 1
-        return Proposal(arch, info={"parsec_rank": self._asked, **{f"search_{k}": v for k, v in self.search_summary.items()}})
+    def _cells(self, search, n: int) -> list:
+        return search.propose(n, how=self.proposals)
 
-    def _observe(self, trial: Trial, result: Result) -> None:
-        pass
+    def _info(self) -> dict:
+        return {f"search_{k}": v for k, v in self.search_summary.items()}
