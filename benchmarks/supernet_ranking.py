@@ -16,6 +16,12 @@ that split one NB201 edge (seeded random choice, 5 sub-supernets, weights transf
   child trained a quarter of its epochs);
 - ``one-shot-converged``: a one-shot supernet trained as many epochs as ``few-shot-converged`` spent in all.
 
+``--edge-strategy-study`` adds the learned split (``FewShot(edge_strategy="gradient")``, written to
+``supernet_ranking_edge_strategy.json`` unless ``--name`` says otherwise):
+
+- ``few-shot-gradient``: the thesis protocol (same root, same child epochs and seeds as ``few-shot-thesis``) with
+  the edge chosen by gradient matching instead of at random; the root is the cached ``few-shot-thesis`` one.
+
 Every estimator scores the ground-truth architectures of ``nb201_ground_truth.py`` (validation accuracy
 with inherited weights and recalibrated BN). Kendall tau (all cells, and the top 10 % by truth) against
 (a) the from-scratch digits16 truth (``truth: digits``, the goal) and (b) the NB201 CIFAR-10 table
@@ -24,6 +30,7 @@ supernet training steps per second and the peak memory of one supernet training 
 
     python benchmarks/supernet_ranking.py                    # 5 seeds, 100 epochs, the 100 ground-truth cells
     python benchmarks/supernet_ranking.py --batch-size 128   # -> supernet_ranking_bs128.json
+    python benchmarks/supernet_ranking.py --edge-strategy-study   # -> supernet_ranking_edge_strategy.json
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -50,6 +58,9 @@ METHODS = ("one-shot", "few-shot-equal", "few-shot-thesis", "one-shot-long")
 PAIRS = (("few-shot-equal", "one-shot"), ("few-shot-thesis", "one-shot"), ("few-shot-thesis", "one-shot-long"))
 CONVERGED_METHODS = ("few-shot-converged", "one-shot-converged")
 CONVERGED_PAIRS = (("few-shot-converged", "one-shot-converged"), ("few-shot-converged", "one-shot-long"))
+EDGE_STRATEGY_METHODS = ("few-shot-gradient",)
+EDGE_STRATEGY_PAIRS = (("few-shot-gradient", "few-shot-thesis"), ("few-shot-gradient", "one-shot"),
+                       ("few-shot-gradient", "one-shot-long"))
 ROOT_SHARE, CHILD_SHARE = 600 / 1350, 150 / 1350  # the authors' 600 : 5 x 150 epochs, as shares of one budget
 
 
@@ -90,6 +101,11 @@ def scores_for(method: str, seed: int, archs: list[str], epochs: int, data, cach
     elif method == "one-shot-converged":
         est = FewShot("nb201", data, epochs=int(long_epochs), splits=0, seed=seed, device="cpu", **sizes)
         ck = cache / f"ck-converged-s{seed}"
+    elif method == "few-shot-gradient":  # few-shot-thesis with a learned edge: same root, child epochs and seeds
+        est = FewShot("nb201", data, epochs=epochs, child_epochs=max(1, round(epochs / 4)), splits=1, seed=seed,
+                      device="cpu", edge_strategy="gradient", **sizes)
+        ck = cache / f"ck-gradient-s{seed}"
+        _reuse_root(cache / f"ck-thesis-s{seed}", ck)
     else:  # one-shot is the root of the thesis-protocol few-shot tree: one training serves both
         est = FewShot("nb201", data, epochs=epochs, child_epochs=max(1, round(epochs / 4)), splits=1, seed=seed, device="cpu", **sizes)
         ck = cache / f"ck-thesis-s{seed}"
@@ -108,6 +124,13 @@ def scores_for(method: str, seed: int, archs: list[str], epochs: int, data, cach
            "score_seconds": time.perf_counter() - t0, "split": est.describe()}
     path.write_text(json.dumps(rec))
     return rec
+
+
+def _reuse_root(source: Path, ck: Path) -> None:
+    """Copy the thesis-protocol root (the trained one-shot supernet) so the learned split starts from it."""
+    if (source / "root.pt").exists() and not (ck / "root.pt").exists():
+        ck.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / "root.pt", ck / "root.pt")
 
 
 def throughput(data) -> dict:
@@ -151,9 +174,12 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=48, help="supernet batch (48: the authors' NB201 config); "
                     "other sizes write supernet_ranking_bs<B>.json")
     ap.add_argument("--converged", action="store_true", help="also few-shot-converged and one-shot-converged")
+    ap.add_argument("--edge-strategy-study", action="store_true",
+                    help="also few-shot-gradient (edge chosen by gradient matching); default name *_edge_strategy")
+    ap.add_argument("--name", default=None, help="results file name (default: supernet_ranking[_bs<B>][_edge_strategy])")
     args = ap.parse_args()
-    methods = METHODS + (CONVERGED_METHODS if args.converged else ())
-    pairs = PAIRS + (CONVERGED_PAIRS if args.converged else ())
+    methods = METHODS + (CONVERGED_METHODS if args.converged else ()) + (EDGE_STRATEGY_METHODS if args.edge_strategy_study else ())
+    pairs = PAIRS + (CONVERGED_PAIRS if args.converged else ()) + (EDGE_STRATEGY_PAIRS if args.edge_strategy_study else ())
 
     import torch
 
@@ -220,6 +246,7 @@ def main() -> None:
     rows.append({"method": "one-shot", "metric": "supernet_step_peak_memory_mb", "value": tp["peak_memory_mb"], "task": "nb201/digits16"})
     gt = [s for s in seeds_gt]
     name = "supernet_ranking" if args.batch_size == 48 else f"supernet_ranking_bs{args.batch_size}"
+    name = args.name or (f"{name}_edge_strategy" if args.edge_strategy_study else name)
     write_results(name, rows, machine=machine_info(threads=1), extra={
         "task": TASK, "epochs": args.epochs, "supernet_batch_size": args.batch_size, "ground_truth_seeds": gt, "verdicts": verdicts, "throughput": tp,
         "splits": {m: [r["split"] for r in recs[m]] for m in methods},
