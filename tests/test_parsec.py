@@ -259,6 +259,33 @@ def test_strategy_rejects_bad_use():
         make_strategy("parsec", make_space("darts"), data="digits", K=0)
 
 
+def test_multi_seed_search_keeps_the_best_by_the_criterion(tmp_path):
+    from types import SimpleNamespace
+
+    from sklearn.datasets import load_digits
+
+    from nasagent.registry import make_space, make_strategy
+    from nasagent.strategies.parsec import select_search
+
+    fake = [SimpleNamespace(history=[{"mode_val_accuracy": a, "entropy": e}]) for a, e in ((50.0, 10.0), (70.0, 20.0), (70.0, 5.0))]
+    assert select_search(fake) == 1  # highest accuracy; a tie goes to the lower seed
+    assert select_search(fake, "entropy") == 2
+    with pytest.raises(NasagentError, match="cannot choose"):
+        select_search([SimpleNamespace(history=[])])
+    with pytest.raises(NasagentError, match="select_by"):
+        make_strategy("parsec", make_space("darts"), data="digits", select_by="loss")
+    d = load_digits()
+    np.savez(tmp_path / "tiny.npz", x=d.images[:300, None].astype(np.float32) / 16, y=d.target[:300])
+    strat = make_strategy("parsec", make_space("darts"), data=str(tmp_path / "tiny.npz"), search_seeds=2, epochs=1, K=2, C=4,
+                          layers=3, batch_size=32, device="cpu", checkpoint_dir=str(tmp_path / "ck"))
+    chosen = strat._fit()
+    assert (tmp_path / "ck" / "seed0" / "parsec.pt").exists() and (tmp_path / "ck" / "seed1" / "parsec.pt").exists()
+    accs = [torch.load(tmp_path / "ck" / f"seed{i}" / "parsec.pt", weights_only=False)["history"][-1]["mode_val_accuracy"] for i in (0, 1)]
+    best = int(np.argmax(accs))  # argmax takes the first of equals, as select_search does
+    assert strat.search_summary["seed"] == best and chosen.seed == best
+    assert chosen.history[-1]["mode_val_accuracy"] == max(accs)
+
+
 def test_cli_search_parsec_on_a_user_npz_end_to_end(tmp_path):
     from typer.testing import CliRunner
 

@@ -33,7 +33,12 @@ infinite is skipped (no update is applied) and counted in the epoch's ``skipped_
 every step was skipped raises ``TrainingDiverged``.
 
 Fine-tuning (§4.2) is a second search on a bigger network started from this one's π: ``finetune(...)``
-(defaults: Adam lr 0.01, as the paper). Checkpoints (v, π, both optimisers, RNG states, history) are written
+(defaults: Adam lr 0.01, as the paper; ``FINETUNE_RECIPE`` adds the paper's batch 96, auxiliary towers and
+cutout, i.e. ``aux_weight`` and ``cutout``, which apply to the weight update only: the importance weights
+score the clean search batch with the main head).
+
+The paper's final trainings are kept as recipes for ``nasagent.evaluation.train.retrain`` (GPU scale):
+``CIFAR10_RECIPE`` (§4.1) and ``IMAGENET_RECIPE`` (§4.3, the mobile setting). Checkpoints (v, π, both optimisers, RNG states, history) are written
 after every epoch under ``checkpoint_dir/<stage>.pt``; a second ``fit`` with the same directory resumes.
 """
 
@@ -49,11 +54,24 @@ from nasagent.evaluation.datasets import Dataset
 from nasagent.evaluation.networks import _torch
 from nasagent.evaluation.oneshot import Epoch, run_epochs
 from nasagent.evaluation.parsec_distribution import CellDistribution
-from nasagent.evaluation.train import TrainingDiverged, TrainSettings, _atomic_save, pick_device, sgd
+from nasagent.evaluation.train import TrainingDiverged, TrainSettings, _atomic_save, cutout, pick_device, sgd
 from nasagent.spaces.darts import OPS
 
 WEIGHTINGS = ("batch", "example", "mean")
 ESTIMATORS = ("importance", "reinforce")
+
+#: §4.1: the mode retrained from scratch on CIFAR-10 (DARTS' recipe, with PARSEC's path dropout of 0.4 where
+#: DARTS used 0.2), 5 initialisations reported as mean ± std. Needs a GPU: 600 epochs of a 20-cell network.
+CIFAR10_RECIPE = {"C": 36, "layers": 20, "epochs": 600, "batch_size": 96, "lr": 0.025, "weight_decay": 3e-4,
+                  "grad_clip": 5.0, "cutout": 16, "drop_path": 0.4, "aux_weight": 0.4, "inits": 5}
+#: §4.3: the CIFAR-10 cell in DARTS' 14-cell ImageNet network, mobile setting (48 channels, < 600 M multiply-adds
+#: at 224x224), DARTS' hyperparameters. The paper says 600 epochs *and* "the same hyperparameters as DARTS",
+#: whose schedule is 250 epochs with lr x0.97 per epoch; we take DARTS' 250 (brief A9). ImageNet itself cannot
+#: be fetched here: a user points ``data`` at an image folder.
+IMAGENET_RECIPE = {"C": 48, "layers": 14, "stem": "imagenet", "epochs": 250, "batch_size": 128, "lr": 0.1,
+                   "lr_decay": 0.97, "weight_decay": 3e-5, "grad_clip": 5.0, "label_smoothing": 0.1, "aux_weight": 0.4}
+#: §4.2: π fine-tuned for 10 epochs on the final network (Adam lr 0.01, batch 96, auxiliary towers, cutout)
+FINETUNE_RECIPE = {"C": 36, "layers": 20, "epochs": 10, "arch_lr": 0.01, "batch_size": 96, "aux_weight": 0.4, "cutout": 16}
 
 
 def importance_weights(loglik, weighting: str = "batch", temperature: float = 1.0):
@@ -82,7 +100,8 @@ class ParsecSearch:
                  grad_clip: float | None = 5.0, arch_lr: float = 0.02, arch_betas=(0.5, 0.999), arch_weight_decay: float = 0.0,
                  weighting: str = "batch", temperature: float = 1.0, estimator: str = "importance", baseline_decay: float = 0.9,
                  exclude_duplicates: bool = False, init_std: float = 0.0, search_fraction: float = 0.5,
-                 min_weight: float = 0.0, monitor: bool = True, device: str = "auto", C: int = 16, layers: int = 8, stage: str | None = None):
+                 min_weight: float = 0.0, monitor: bool = True, device: str = "auto", C: int = 16, layers: int = 8, stage: str | None = None,
+                 aux_weight: float = 0.0, cutout: int = 0):
         from nasagent.registry import make_space
 
         self.space = make_space(space) if isinstance(space, str) else space
@@ -103,7 +122,7 @@ class ParsecSearch:
         self.K, self.seed = int(K), int(seed)
         self.settings = TrainSettings(epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), min_lr=float(min_lr),
                                       momentum=float(momentum), nesterov=False, weight_decay=float(weight_decay),
-                                      grad_clip=grad_clip).check()
+                                      grad_clip=grad_clip, aux_weight=float(aux_weight), cutout=int(cutout)).check()
         self.arch_lr, self.arch_betas, self.arch_weight_decay = float(arch_lr), tuple(arch_betas), float(arch_weight_decay)
         self.weighting, self.temperature, self.estimator = weighting, float(temperature), estimator
         self.baseline_decay = float(baseline_decay)
@@ -132,7 +151,7 @@ class ParsecSearch:
         self.data = data
         region = {k: full_cell_region(OPS) for k in ("normal", "reduce")}
         self.net = DartsNetwork(region, num_classes=data.num_classes, in_channels=data.input_shape[0], affine=False,
-                                search=True, **self.sizes).to(self.device)
+                                search=True, auxiliary=self.settings.aux_weight > 0, **self.sizes).to(self.device)
         self.optimizer = sgd(self.net.parameters(), self.settings)
         for z in self.dist.logits:
             z.data = z.data.to(self.device)
@@ -175,11 +194,17 @@ class ParsecSearch:
         self.optimizer.zero_grad(set_to_none=True)
         self.arch_optimizer.zero_grad(set_to_none=True)
         train_loss = 0.0
+        if self.settings.cutout:
+            xt = cutout(xt, self.settings.cutout, self.rng)
+        aux_weight = self.settings.aux_weight
         for k, s in enumerate(samples):
             if float(w_v[k]) < self.min_weight:
                 continue  # a negligible child: its weighted gradient is (almost) zero, skip its passes
-            out = self.net(xt, self.dist.network_genotype(s))
-            loss = torch.nn.functional.cross_entropy(out, yt)
+            if aux_weight > 0:
+                out, aux = self.net(xt, self.dist.network_genotype(s), return_aux=True)
+                loss = torch.nn.functional.cross_entropy(out, yt) + aux_weight * torch.nn.functional.cross_entropy(aux, yt)
+            else:
+                loss = torch.nn.functional.cross_entropy(self.net(xt, self.dist.network_genotype(s)), yt)
             if not bool(torch.isfinite(loss)):
                 self.optimizer.zero_grad(set_to_none=True)
                 self.arch_optimizer.zero_grad(set_to_none=True)
@@ -333,7 +358,8 @@ class ParsecSearch:
 def finetune(search: ParsecSearch, data: Dataset, budget, checkpoint_dir: Path | None = None, C: int | None = None,
              layers: int | None = None, arch_lr: float = 0.01, **options) -> ParsecSearch:
     """§4.2: a new search on a bigger network (fresh weights) whose π starts from ``search``'s; π is tuned with
-    Adam at ``arch_lr`` (0.01, the paper's) for ``budget`` epochs. Its checkpoints are the stage "finetune"."""
+    Adam at ``arch_lr`` (0.01, the paper's) for ``budget`` epochs. Its checkpoints are the stage "finetune".
+    ``options`` are ``ParsecSearch``'s (e.g. ``batch_size=96, aux_weight=0.4, cutout=16``: ``FINETUNE_RECIPE``)."""
     opts = {"K": search.K, "seed": search.seed + 1, "weighting": search.weighting, "temperature": search.temperature,
             "exclude_duplicates": search.dist.exclude_duplicates, "device": str(search.device),
             "batch_size": search.settings.batch_size, **options}

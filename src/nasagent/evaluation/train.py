@@ -24,6 +24,10 @@ Thesis Ch. 2/3 practices, all optional:
 - *Weight inheritance*: ``hint={"parent": <arch string>}`` (AlphaX) or, with ``inherit="nearest"``, the
   already-trained network at the smallest edit distance: layers with the same name and shape are copied, the
   rest initialised, and training runs ``inherit_epochs`` (AlphaX: 20 instead of 70, i.e. 2/7 of ``epochs``).
+- *DARTS' evaluation regularisers* (the recipe PARSEC's retraining follows; DARTS networks only):
+  ``cutout=S`` zeroes one random S x S square per training image, ``aux_weight=w`` adds w times the auxiliary
+  head's loss (the network gets the head), ``drop_path=p`` drops op outputs with a probability that grows
+  linearly from 0 to p over the epochs.
 - *Checkpoints*: with a ``checkpoint_dir`` every epoch is saved, and an interrupted evaluation resumes at its
   last finished epoch; finished networks are kept there for inheritance and fine-tuning.
 
@@ -69,6 +73,11 @@ class TrainSettings:
     curve_stop: bool = False
     min_epochs: int | None = None  # for curve_stop; default max(2, epochs // 4)
     curve_margin: float = 1.0  # accuracy points added to the extrapolation before comparing (optimism)
+    cutout: int = 0  # side of the square zeroed in each training image (DARTS: 16 on 32x32); 0: off
+    aux_weight: float = 0.0  # weight of the auxiliary head's loss (DARTS: 0.4); needs a network with that head
+    drop_path: float = 0.0  # final path-dropout probability, reached linearly over the epochs (DARTS: 0.2; PARSEC: 0.4)
+    label_smoothing: float = 0.0  # DARTS' ImageNet recipe: 0.1
+    lr_decay: float | None = None  # lr * lr_decay**epoch instead of the cosine schedule (DARTS' ImageNet recipe: 0.97)
 
     def check(self) -> TrainSettings:
         if int(self.epochs) < 1:
@@ -79,7 +88,25 @@ class TrainSettings:
             raise NasagentError(f"lr must be a positive number, got {self.lr}")
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise NasagentError(f"max_seconds must be > 0, got {self.max_seconds}")
+        if int(self.cutout) < 0:
+            raise NasagentError(f"cutout must be a square side >= 0 (0: off), got {self.cutout}")
+        if not (0 <= self.aux_weight and math.isfinite(self.aux_weight)):
+            raise NasagentError(f"aux_weight must be >= 0, got {self.aux_weight}")
+        if not 0 <= self.drop_path < 1:
+            raise NasagentError(f"drop_path must be in [0, 1), got {self.drop_path}")
+        if not 0 <= self.label_smoothing < 1:
+            raise NasagentError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.lr_decay is not None and not 0 < self.lr_decay <= 1:
+            raise NasagentError(f"lr_decay must be in (0, 1] (a per-epoch factor), got {self.lr_decay}")
         return self
+
+    def check_model(self, model) -> None:
+        """The regularisers that need something of the network: say which network has it, before training."""
+        if self.aux_weight > 0 and getattr(model, "auxiliary_head", None) is None:
+            raise NasagentError("aux_weight > 0 needs a network with an auxiliary head: DARTS cells (--space darts); "
+                                "the training evaluator adds the head itself")
+        if self.drop_path > 0 and not hasattr(model, "drop_path_prob"):
+            raise NasagentError("drop_path > 0 is implemented for DARTS networks (--space darts) only")
 
 
 @dataclass
@@ -137,10 +164,30 @@ def cosine_lr(settings: TrainSettings, epoch: int, epochs: int) -> float:
     return settings.min_lr + 0.5 * (settings.lr - settings.min_lr) * (1 + math.cos(math.pi * epoch / max(1, epochs)))
 
 
+def epoch_lr(settings: TrainSettings, epoch: int, epochs: int) -> float:
+    """The cosine schedule, or the exponential one when ``lr_decay`` is set."""
+    if settings.lr_decay is not None:
+        return settings.lr * settings.lr_decay**epoch
+    return cosine_lr(settings, epoch, epochs)
+
+
 def sgd(params, settings: TrainSettings):
     torch = _torch()
     return torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum, nesterov=settings.nesterov and settings.momentum > 0,
                            weight_decay=settings.weight_decay)
+
+
+def cutout(x, size: int, rng: np.random.Generator):
+    """Zero one ``size`` x ``size`` square per image, centred uniformly (clipped at the borders), as DeVries &
+    Taylor's cutout that DARTS trains with. The centres come from ``rng``, so a seeded run is reproducible."""
+    torch = _torch()
+    n, _, h, w = x.shape
+    cy, cx = rng.integers(0, h, size=n), rng.integers(0, w, size=n)
+    half = size // 2
+    rows = np.abs(np.arange(h)[None, :] - cy[:, None] + 0.5) <= half  # [c - half, c + half) like the reference
+    cols = np.abs(np.arange(w)[None, :] - cx[:, None] + 0.5) <= half
+    keep = ~(rows[:, :, None] & cols[:, None, :])
+    return x * torch.from_numpy(keep).to(device=x.device, dtype=x.dtype)[:, None]
 
 
 def check_loss(loss, epoch: int, step: int, lr: float) -> None:
@@ -202,6 +249,7 @@ def train_model(model, data: Dataset, settings: TrainSettings, seed: int, device
     extras (``peak_memory_mb``, ``memory_source``). ``reference`` enables learning-curve stopping against it."""
     torch = _torch()
     settings.check()
+    settings.check_model(model)
     model.to(device)
     opt = sgd(model.parameters(), settings)
     epochs = int(settings.epochs)
@@ -222,17 +270,27 @@ def train_model(model, data: Dataset, settings: TrainSettings, seed: int, device
     stop_reason, predicted = "", None
     epoch = start_epoch
     model.train()
+    smooth = float(settings.label_smoothing)
     for epoch in range(start_epoch, epochs):
-        lr = cosine_lr(settings, epoch, epochs)
+        lr = epoch_lr(settings, epoch, epochs)
         for g in opt.param_groups:
             g["lr"] = lr
+        if settings.drop_path > 0:
+            model.drop_path_prob = settings.drop_path * epoch / epochs  # DARTS' linear ramp
+        cut_rng = np.random.default_rng([seed, epoch, 31])  # per epoch, so a resumed run draws the same squares
         losses = []
         for step, idx in enumerate(batch_order(len(ytr), settings.batch_size, seed, epoch)):
             ib = torch.from_numpy(idx).to(device)
 
-            def one_step(ib=ib):
+            def one_step(ib=ib, cut_rng=cut_rng):
                 opt.zero_grad(set_to_none=True)
-                loss = torch.nn.functional.cross_entropy(model(xtr[ib]), ytr[ib])
+                xb = cutout(xtr[ib], int(settings.cutout), cut_rng) if settings.cutout else xtr[ib]
+                ce = torch.nn.functional.cross_entropy
+                if settings.aux_weight > 0:
+                    out, aux = model(xb, return_aux=True)
+                    loss = ce(out, ytr[ib], label_smoothing=smooth) + settings.aux_weight * ce(aux, ytr[ib], label_smoothing=smooth)
+                else:
+                    loss = ce(model(xb), ytr[ib], label_smoothing=smooth)
                 loss.backward()
                 if settings.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
@@ -356,6 +414,11 @@ class TrainingBenchmark(Benchmark):
         grad_clip: float | None = 5.0,
         max_seconds: float | None = None,
         curve_stop: bool = False,
+        cutout: int = 0,
+        aux_weight: float = 0.0,
+        drop_path: float = 0.0,
+        label_smoothing: float = 0.0,
+        lr_decay: float | None = None,
         inherit: str = "hint",
         inherit_epochs: int | None = None,
         max_parent_distance: int | None = None,
@@ -393,7 +456,13 @@ class TrainingBenchmark(Benchmark):
         self.data = dataset
         self.seed = int(seed)
         self.settings = TrainSettings(epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), weight_decay=float(weight_decay),
-                                      grad_clip=grad_clip, max_seconds=max_seconds, curve_stop=bool(curve_stop)).check()
+                                      grad_clip=grad_clip, max_seconds=max_seconds, curve_stop=bool(curve_stop),
+                                      cutout=int(cutout), aux_weight=float(aux_weight), drop_path=float(drop_path),
+                                      label_smoothing=float(label_smoothing), lr_decay=lr_decay).check()
+        if self.settings.aux_weight > 0:
+            if sp.name != "darts":
+                raise NasagentError(f"aux_weight needs a network with an auxiliary head (space darts), not {sp.name!r}")
+            sizes = {**sizes, "auxiliary": True}
         self.inherit = inherit
         self.inherit_epochs = int(inherit_epochs) if inherit_epochs else max(1, round(self.settings.epochs * INHERIT_RATIO))
         self.max_parent_distance = max_parent_distance
@@ -415,7 +484,8 @@ class TrainingBenchmark(Benchmark):
         if self.running_dir is not None:
             self.running_dir.mkdir(parents=True, exist_ok=True)
         self._finished: list[float] = []
-        build(self.space.sample(np.random.default_rng(0)), dataset.num_classes, dataset.input_shape, space=self.space, **sizes)
+        probe = build(self.space.sample(np.random.default_rng(0)), dataset.num_classes, dataset.input_shape, space=self.space, **sizes)
+        self.settings.check_model(probe)  # e.g. drop_path on a network without paths to drop: say so now
 
     def _config_hash(self) -> str:
         cfg = {"space": self.space.name, "seed": self.seed, "settings": asdict(self.settings), "sizes": self.sizes}
@@ -541,6 +611,29 @@ class TrainingBenchmark(Benchmark):
         self.store.put(self.space.key(arch), self.space.format(arch), model.state_dict(), outcome.val_accuracy)
         return Result(metrics={"val_accuracy": outcome.val_accuracy, "test_accuracy": outcome.test_accuracy,
                                "epochs_trained": float(outcome.epochs_trained)}, cost=time.perf_counter() - t0)
+
+
+def retrain(arch, data: Dataset | str, space="darts", inits: int = 1, seed: int = 0, **options) -> dict:
+    """Train ``arch`` from scratch ``inits`` times (training seeds ``seed``, ``seed + 1``, ...) and summarise.
+
+    Papers report a final architecture as the mean ± std over several initialisations (DARTS and PARSEC: 5);
+    one run of a small network on a small task is noisy enough to reorder cells. ``options`` are
+    ``TrainingBenchmark``'s (epochs, lr, cutout, aux_weight, drop_path, C, layers, ...). Returns the mean and
+    standard deviation of the validation and test accuracy, and every run's metrics."""
+    if int(inits) < 1:
+        raise NasagentError(f"inits must be >= 1, got {inits}")
+    runs = []
+    for i in range(int(inits)):
+        bench = TrainingBenchmark(data, space=space, seed=int(seed) + i, **{"measure": False, **options})
+        r = bench(arch)
+        if r.status != "ok":
+            raise NasagentError(f"retraining {arch} (seed {int(seed) + i}) failed: {r.error}")
+        runs.append({k: float(v) for k, v in r.metrics.items()} | {"seed": int(seed) + i})
+    out = {"inits": int(inits), "runs": runs}
+    for key in ("val_accuracy", "test_accuracy"):
+        vals = np.array([r[key] for r in runs])
+        out[key], out[key.replace("accuracy", "std")] = float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+    return out
 
 
 def finetune_top(bench: TrainingBenchmark, rows, k: int = 5, epochs: int = 20) -> list[tuple[str, Result]]:

@@ -6,6 +6,12 @@ the most probable valid cell, followed by distinct cells drawn from π (``propos
 most probable ones (``proposals="top"``). The runner evaluates each (e.g. ``train:<data>`` trains it from
 scratch) and journals it, so ``--budget N`` is the number of proposed cells.
 
+``search_seeds=n`` runs n independent searches (seeds seed .. seed+n-1, each resumable in its own
+``seed<i>`` folder) and keeps the one that is best by ``select_by``: the paper ran 2 seeds and kept the
+cell with the highest validation accuracy; here that is the shared-weight validation accuracy of each
+search's most probable cell after its last epoch (``mode_val_accuracy``), or the lowest entropy of π
+(``entropy``: the most confident search).
+
 From the command line: ``nasagent search --strategy parsec --space darts --data digits16 --budget 3
 --opt epochs=5 --opt K=8 --opt C=4 --opt layers=3 --bopt C=8 --bopt layers=5``. The search algorithm itself
 is ``nasagent.evaluation.parsec_search`` (see docs/parsec.md).
@@ -13,8 +19,23 @@ is ``nasagent.evaluation.parsec_search`` (see docs/parsec.md).
 
 from __future__ import annotations
 
+import math
+
 from nasagent.core import Budget, NasagentError
 from nasagent.strategies.weight_sharing import WeightSharingStrategy
+
+#: how ``search_seeds`` searches are compared: the last epoch's record, and whether higher is better
+SELECTION = {"mode_val_accuracy": True, "entropy": False}
+
+
+def select_search(searches, criterion: str = "mode_val_accuracy") -> int:
+    """Index of the best fitted search by ``criterion`` (ties: the lowest seed)."""
+    higher = SELECTION[criterion]
+    values = [s.history[-1].get(criterion, float("nan")) if s.history else float("nan") for s in searches]
+    ranked = [(-v if higher else v, i) for i, v in enumerate(values) if not math.isnan(v)]
+    if not ranked:
+        raise NasagentError(f"no PARSEC search recorded {criterion!r}; cannot choose between the seeds")
+    return min(ranked)[1]
 
 
 class Parsec(WeightSharingStrategy):
@@ -22,7 +43,8 @@ class Parsec(WeightSharingStrategy):
 
     ``data``: dataset spec (digits, digits16, FILE.npz, FOLDER); ``epochs``: search epochs; ``finetune_epochs``
     (0: off), ``finetune_C``/``finetune_layers``: the §4.2 fine-tuning network; ``checkpoint_dir``: where the
-    search checkpoints (set by the API to ``<run>/search``); ``threads``: torch CPU threads (None: leave).
+    search checkpoints (set by the API to ``<run>/search``); ``threads``: torch CPU threads (None: leave);
+    ``search_seeds``/``select_by``: several searches, the best kept (module doc).
     """
 
     label = "PARSEC"
@@ -30,7 +52,7 @@ class Parsec(WeightSharingStrategy):
     def __init__(self, space, seed: int = 0, data: str | None = None, data_seed: int = 0, epochs: int = 100, K: int = 16,
                  C: int = 16, layers: int = 8, proposals: str = "samples", finetune_epochs: int = 0,
                  finetune_C: int | None = None, finetune_layers: int | None = None, checkpoint_dir: str | None = None,
-                 threads: int | None = None, **options):
+                 threads: int | None = None, search_seeds: int = 1, select_by: str = "mode_val_accuracy", **options):
         if getattr(space, "name", None) != "darts":
             raise NasagentError(f"PARSEC searches DARTS cells, not the {getattr(space, 'name', space)!r} space; use --space darts")
         super().__init__(space, seed, data, data_seed, checkpoint_dir, threads)
@@ -41,15 +63,20 @@ class Parsec(WeightSharingStrategy):
         self.epochs, self.finetune_epochs = int(epochs), int(finetune_epochs)
         self.finetune_sizes = {"C": finetune_C, "layers": finetune_layers}
         self.proposals = proposals
+        if int(search_seeds) < 1:
+            raise NasagentError(f"search_seeds must be >= 1, got {search_seeds}")
+        if select_by not in SELECTION:
+            raise NasagentError(f"select_by must be one of {', '.join(SELECTION)}, got {select_by!r}")
+        self.search_seeds, self.select_by = int(search_seeds), select_by
         self.options = {"K": K, "C": C, "layers": layers, **options}
         self._search = self._make_search()  # validates every option now, before any training
         self.search_summary: dict = {}
 
-    def _make_search(self):
+    def _make_search(self, offset: int = 0):
         from nasagent.evaluation.parsec_search import ParsecSearch
 
         try:
-            return ParsecSearch(self.space, seed=self.seed, epochs=self.epochs, **self.options)
+            return ParsecSearch(self.space, seed=self.seed + offset, epochs=self.epochs, **self.options)
         except TypeError as e:
             raise NasagentError(f"bad PARSEC option: {e}") from None
 
@@ -58,12 +85,18 @@ class Parsec(WeightSharingStrategy):
 
         data = self._dataset()
         ck = self._checkpoints()
-        search = self._search
-        search.fit(data, Budget(evaluations=self.epochs), ck)
+        searches = [self._search] + [self._make_search(i) for i in range(1, self.search_seeds)]
+        for i, search in enumerate(searches):
+            folder = ck / f"seed{i}" if ck is not None and self.search_seeds > 1 else ck
+            search.fit(data, Budget(evaluations=self.epochs), folder)
+        best = select_search(searches, self.select_by)
+        search = searches[best]
         if self.finetune_epochs:
             search = finetune(search, data, Budget(evaluations=self.finetune_epochs), ck, **self.finetune_sizes)
         last = search.history[-1] if search.history else {}
         self.search_summary = {k: last.get(k) for k in ("epoch", "entropy", "ess", "mode_val_accuracy", "seconds")}
+        if self.search_seeds > 1:
+            self.search_summary["seed"] = self.seed + best
         return search
 
     def _cells(self, search, n: int) -> list:

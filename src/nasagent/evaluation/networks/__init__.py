@@ -11,6 +11,8 @@ from nasagent.core import NasagentError
 
 #: the published stand-alone sizes (NB201 paper; DARTS CIFAR-10 evaluation network)
 DEFAULT_SIZES = {"nb201": {"C": 16, "N": 5}, "darts": {"C": 36, "layers": 20}, "nasnet": {"C": 32, "N": 2}}
+#: further network options a space's builder takes (DARTS: the auxiliary head and the ImageNet stem)
+EXTRA_OPTIONS = {"darts": ("auxiliary", "stem")}
 
 
 def _torch():
@@ -80,9 +82,13 @@ def _construct(sp, arch, num_classes, input_shape, sizes):
     if hasattr(sp, "build_network"):  # spaces that build their own networks (TuNAS' MobileNet-like spaces)
         return sp.build_network(arch, num_classes, input_shape, **sizes)
     defaults = dict(DEFAULT_SIZES.get(name, {}))
-    unknown = set(sizes) - set(defaults) - {"affine"}
+    extra = EXTRA_OPTIONS.get(name, ())
+    unknown = set(sizes) - set(defaults) - {"affine", *extra}
     if unknown:
-        raise NasagentError(f"network size option(s) {', '.join(sorted(unknown))} unknown for space {name!r}; options: {', '.join(defaults)}")
+        raise NasagentError(f"network size option(s) {', '.join(sorted(unknown))} unknown for space {name!r}; "
+                            f"options: {', '.join([*defaults, *extra])}")
+    if name == "darts" and sizes.get("stem", "cifar") not in ("cifar", "imagenet"):
+        raise NasagentError(f"unknown DARTS stem {sizes['stem']!r}; stems: cifar, imagenet")
     cfg = {**defaults, **sizes}
     if name == "nb201":
         from nasagent.evaluation.networks.nb201 import NB201Network, arch_region

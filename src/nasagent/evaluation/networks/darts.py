@@ -8,6 +8,17 @@ sub-supernets and stand-alone networks.
 
 ``forward(x, arch)`` runs a genotype (single path); ``forward(x, weights={"normal": w, "reduce": w})`` runs the
 DARTS mixture, ``w[k]`` being the weights of edge ``EDGE_LIST[k]`` over ``ALL_OPS``.
+
+The evaluation recipe of DARTS (and PARSEC, which reuses it) has three regularisers, all off by default:
+
+- ``auxiliary=True``: an auxiliary classifier on the output of the cell at 2/3 of the depth (the second
+  reduction). ``forward(..., return_aux=True)`` returns ``(logits, aux_logits)`` in training mode (``aux_logits``
+  is ``None`` in eval mode), so every other caller keeps getting one tensor. DARTS pools the 8x8 CIFAR map
+  with a fixed 5x5/3 window to 2x2; here an adaptive pool gives 2x2 from any map size (16x16 digits give 4x4).
+- ``drop_path_prob`` (an attribute the training loop raises over the epochs): in training mode each op output
+  of a genotype's cell, identities excepted, is zeroed per example with that probability and rescaled.
+- ``stem="imagenet"``: DARTS' ImageNet network, three stride-2 convolutions (224 -> 28) before the first cell;
+  ``"cifar"`` (default) is one stride-1 convolution.
 """
 
 from __future__ import annotations
@@ -23,6 +34,9 @@ EDGE_LIST = tuple((node, j) for node in range(N_NODES) for j in range(node + 2))
 EDGE_INDEX = {e: k for k, e in enumerate(EDGE_LIST)}
 
 CellRegion = dict  # {(node, input): tuple of op names}
+
+#: the stems: CIFAR-style (one stride-1 conv) and DARTS' ImageNet one (three stride-2 convs, 224 -> 28)
+STEMS = ("cifar", "imagenet")
 
 
 def full_cell_region(ops=ALL_OPS) -> CellRegion:
@@ -45,6 +59,34 @@ def genotype_in_region(arch: DartsGenotype, regions: dict[str, CellRegion]) -> b
             if op not in regions[kind].get((k // 2, j), ()):
                 return False
     return True
+
+
+def drop_path(x, prob: float):
+    """Zero whole examples of ``x`` with probability ``prob`` and rescale the rest (DARTS' path dropout)."""
+    keep = 1.0 - prob
+    mask = torch.empty(x.size(0), 1, 1, 1, device=x.device, dtype=x.dtype).bernoulli_(keep)
+    return x * mask / keep
+
+
+class AuxiliaryHead(nn.Module):
+    """DARTS' auxiliary tower: ReLU, pool to 2x2, 1x1 conv to 128, BN, ReLU, 2x2 conv to 768, BN, ReLU, linear."""
+
+    def __init__(self, c_in: int, num_classes: int):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Conv2d(c_in, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=False),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.BatchNorm2d(768),
+            nn.ReLU(inplace=False),
+        )
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
 
 
 class DartsCell(nn.Module):
@@ -70,7 +112,7 @@ class DartsCell(nn.Module):
             return self._zero[2 if self.reduction and j < 2 else 1](x)
         return self.edges[f"{node}_{j}"][op](x)
 
-    def forward(self, s0, s1, cell=None, weights=None):
+    def forward(self, s0, s1, cell=None, weights=None, drop_prob: float = 0.0):
         states = [self.pre0(s0), self.pre1(s1)]
         for node in range(N_NODES):
             total = None
@@ -86,6 +128,8 @@ class DartsCell(nn.Module):
             else:
                 for op, j in cell[2 * node : 2 * node + 2]:
                     y = self._edge(node, j, op, states[j])
+                    if drop_prob > 0 and op != "none" and not isinstance(self.edges[f"{node}_{j}"][op], nn.Identity):
+                        y = drop_path(y, drop_prob)
                     total = y if total is None else total + y
             if total is None:
                 total = self._zero[2 if self.reduction else 1](states[1])
@@ -94,25 +138,41 @@ class DartsCell(nn.Module):
 
 
 class DartsNetwork(nn.Module):
-    """``C`` initial channels, ``layers`` cells (DARTS evaluates C=36, 20 layers; searches C=16, 8 layers).
+    """``C`` initial channels, ``layers`` cells (DARTS evaluates C=36, 20 layers; searches C=16, 8 layers; its
+    ImageNet network is C=48, 14 layers, ``stem="imagenet"``).
 
     ``search=True`` adds DARTS' BN after pooling ops (supernets); ``regions`` maps "normal"/"reduce" to a region.
+    ``auxiliary`` adds the auxiliary head (see the module doc); ``drop_path_prob`` is set by the training loop.
     """
 
     def __init__(self, regions: dict[str, CellRegion], C: int = 16, layers: int = 8, num_classes: int = 10,
-                 in_channels: int = 3, stem_multiplier: int = 3, affine: bool = True, search: bool = False):
+                 in_channels: int = 3, stem_multiplier: int = 3, affine: bool = True, search: bool = False,
+                 auxiliary: bool = False, stem: str = "cifar"):
         super().__init__()
         if layers < 1:
             raise ValueError(f"a DARTS network needs at least one cell, got layers={layers}")
+        if stem not in STEMS:
+            raise ValueError(f"unknown stem {stem!r}; stems: {', '.join(STEMS)}")
         self.regions = {k: {e: tuple(o) for e, o in regions[k].items()} for k in CELL_TYPES}
         self.config = {"C": C, "layers": layers, "num_classes": num_classes, "in_channels": in_channels,
-                       "stem_multiplier": stem_multiplier, "affine": affine, "search": search}
-        c_curr = stem_multiplier * C
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
-        c_pp, c_p, c_curr = c_curr, c_curr, C
+                       "stem_multiplier": stem_multiplier, "affine": affine, "search": search, "auxiliary": bool(auxiliary),
+                       "stem": stem}
+        self.drop_path_prob = 0.0
+        self.stem_kind = stem
+        if stem == "imagenet":  # three stride-2 convolutions; the first cell already sees a reduced input
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, C // 2, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C // 2), nn.ReLU(inplace=False),
+                nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C))
+            self.stem1 = nn.Sequential(nn.ReLU(inplace=False), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C))
+            c_pp, c_p, c_curr, reduction_prev = C, C, C, True
+        else:
+            c_stem = stem_multiplier * C
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem))
+            c_pp, c_p, c_curr, reduction_prev = c_stem, c_stem, C, False
         self.cells = nn.ModuleList()
-        reduction_prev = False
         self.reduction_at = sorted({layers // 3, 2 * layers // 3}) if layers >= 2 else []
+        self.aux_at = 2 * layers // 3 if auxiliary else None
+        self.auxiliary_head = None
         for i in range(layers):
             reduction = i in self.reduction_at
             if reduction:
@@ -121,20 +181,28 @@ class DartsNetwork(nn.Module):
             self.cells.append(DartsCell(self.regions[kind], c_pp, c_p, c_curr, reduction, reduction_prev, affine, search))
             reduction_prev = reduction
             c_pp, c_p = c_p, N_NODES * c_curr
+            if i == self.aux_at:
+                self.auxiliary_head = AuxiliaryHead(c_p, num_classes)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, num_classes)
 
-    def forward(self, x, arch: DartsGenotype | None = None, weights: dict | None = None):
+    def forward(self, x, arch: DartsGenotype | None = None, weights: dict | None = None, return_aux: bool = False):
         if weights is None and arch is None:
             raise ValueError("pass the genotype (or mixture weights) to forward")
-        s0 = s1 = self.stem(x)
-        for cell in self.cells:
+        s0 = self.stem(x)
+        s1 = self.stem1(s0) if self.stem_kind == "imagenet" else s0
+        drop = self.drop_path_prob if self.training else 0.0
+        aux = None
+        for i, cell in enumerate(self.cells):
             kind = "reduce" if cell.reduction else "normal"
             if weights is not None:
                 s0, s1 = s1, cell(s0, s1, weights=weights[kind])
             else:
-                s0, s1 = s1, cell(s0, s1, cell=arch.cell(kind))
-        return self.classifier(self.pool(s1).flatten(1))
+                s0, s1 = s1, cell(s0, s1, cell=arch.cell(kind), drop_prob=drop)
+            if i == self.aux_at and self.training and return_aux:
+                aux = self.auxiliary_head(s1)
+        logits = self.classifier(self.pool(s1).flatten(1))
+        return (logits, aux) if return_aux else logits
 
 
 class DartsGenotypeNetwork(DartsNetwork):
@@ -144,5 +212,5 @@ class DartsGenotypeNetwork(DartsNetwork):
         super().__init__(genotype_region(arch), **kw)
         self.arch = arch
 
-    def forward(self, x, arch=None, weights=None):
-        return super().forward(x, arch or self.arch, weights)
+    def forward(self, x, arch=None, weights=None, return_aux: bool = False):
+        return super().forward(x, arch or self.arch, weights, return_aux)
