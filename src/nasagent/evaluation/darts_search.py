@@ -10,9 +10,16 @@ for α with lr 3e-4, betas (0.5, 0.999), weight decay 1e-3. Proposals: the argma
 argmax op per edge, ``none`` included; DARTS: per node the 2 inputs with the strongest non-``none`` op), then
 the most probable distinct architectures under softmax(α).
 
-``FewShotDarts`` trains a DARTS supernet, splits it by the op on chosen edges into sub-supernets that inherit
-both w and α (``transfer=False`` trains them from scratch, as in the thesis' NB201 gradient experiment),
-trains each, and proposes from the child with the lowest validation loss.
+``EnasSearch`` is the ENAS-like member of the thesis' gradient-based family (Pham et al. 2018; thesis §6.3.1
+runs DARTS, PC-DARTS, ENAS and SETN on NB201): the same α, read as a policy (independent categoricals per
+edge, softmax(α)) rather than as mixture weights. Each batch pair makes one single-path weight step on an
+architecture drawn from the policy, then one REINFORCE step on α whose reward is the accuracy of another draw
+on the α half, with a moving-average baseline and an entropy bonus. ENAS' controller is an LSTM; the
+factorised policy keeps the α shape, so splitting, inheritance and derivation are shared with DARTS.
+
+``FewShotDarts`` trains a DARTS (or ENAS-like, ``method="enas"``) supernet, splits it by the op on chosen edges
+into sub-supernets that inherit both w and α (``transfer=False`` trains them from scratch, as in the thesis'
+NB201 gradient experiment), trains each, and proposes from the child with the lowest validation loss.
 
 Both are resumable: ``fit`` saves after every epoch into ``checkpoint_dir`` and continues from there.
 """
@@ -320,26 +327,126 @@ class DartsSearch:
         return list(out.values())[: max(1, int(n))]
 
     # -- persistence ------------------------------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "alpha": {k: a.detach().cpu() for k, a in self.alpha.items()},
+                "arch_optimizer": self.arch_optimizer.state_dict(), "epoch": self.epoch, "seconds": self.seconds,
+                "history": self.history}
+
+    def _restore(self, st: dict) -> None:
+        torch = _torch()
+        self.net.load_state_dict(st["net"])
+        self.optimizer.load_state_dict(st["optimizer"])
+        with torch.no_grad():
+            for k, a in self.alpha.items():
+                a.copy_(st["alpha"][k])
+        self.arch_optimizer.load_state_dict(st["arch_optimizer"])
+
     def _save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_save({"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
-                      "alpha": {k: a.detach().cpu() for k, a in self.alpha.items()},
-                      "arch_optimizer": self.arch_optimizer.state_dict(), "epoch": self.epoch, "seconds": self.seconds,
-                      "history": self.history}, path)
+        _atomic_save(self._state(), path)
 
     def _load(self, path: Path) -> None:
         torch = _torch()
         try:
             st = torch.load(path, map_location=self.device, weights_only=False)
-            self.net.load_state_dict(st["net"])
-            self.optimizer.load_state_dict(st["optimizer"])
-            with torch.no_grad():
-                for k, a in self.alpha.items():
-                    a.copy_(st["alpha"][k])
-            self.arch_optimizer.load_state_dict(st["arch_optimizer"])
+            self._restore(st)
         except (OSError, RuntimeError, KeyError, EOFError) as e:
             raise NasagentError(f"DARTS checkpoint {path} cannot be read ({e}); delete it to restart") from None
         self.epoch, self.seconds, self.history = st["epoch"], st["seconds"], list(st["history"])
+
+
+class EnasSearch(DartsSearch):
+    """ENAS-like search on NB201 (module doc). Defaults are ENAS': policy Adam lr 3.5e-4, entropy weight 1e-4,
+    baseline decay 0.99; the shared weights use DARTS' SGD settings. ``validation_loss`` is the loss of the
+    derived (most probable) architecture on a single path, with batch statistics in BN (the supernet's running
+    statistics mix every path)."""
+
+    def __init__(self, space="nb201", seed: int = 0, arch_lr: float = 3.5e-4, entropy_weight: float = 1e-4,
+                 baseline_decay: float = 0.99, order: int = 1, **options):
+        super().__init__(space, order=1, seed=seed, arch_lr=arch_lr, arch_weight_decay=0.0, **options)
+        if self.space.name != "nb201":
+            raise NasagentError(f"the ENAS-like search covers the nb201 space, not {self.space.name!r}; use method='darts' there")
+        if not 0 <= baseline_decay < 1 or entropy_weight < 0:
+            raise NasagentError(f"baseline_decay must be in [0, 1) and entropy_weight >= 0, got {baseline_decay} and {entropy_weight}")
+        self.entropy_weight, self.baseline_decay = float(entropy_weight), float(baseline_decay)
+        self.baseline: float | None = None
+        self.rng = np.random.default_rng([self.seed, 76])
+
+    def _log_policy(self):
+        torch = _torch()
+        return torch.log_softmax(self.alpha["cell"].masked_fill(~self._mask["cell"], float("-inf")), dim=-1)
+
+    def _sample(self) -> tuple[tuple, list[int]]:
+        probs = self.probabilities()["cell"]
+        idx = [int(self.rng.choice(len(self.relax.ops), p=row / row.sum())) for row in probs]
+        return tuple(self.relax.ops[i] for i in idx), idx
+
+    def _train_epoch(self, ep: Epoch) -> list[tuple[float, float]]:
+        torch = _torch()
+        self.net.train()
+        out = []
+        edges = torch.arange(6, device=self.device)
+        for step, (bw, ba) in enumerate(ep.batches):
+            iw = torch.from_numpy(self._w_idx[bw]).to(self.device)
+            ia = torch.from_numpy(self._a_idx[ba]).to(self.device)
+            arch, _ = self._sample()  # shared weights: one single-path step on a policy draw
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(self.net(ep.x[iw], arch), ep.y[iw])
+            check_loss(loss.detach(), self.epoch, step, ep.lr)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.settings.grad_clip or 5.0)
+            self.optimizer.step()
+            arch, idx = self._sample()  # policy: REINFORCE on the accuracy of another draw
+            reward = self._reward(arch, ep.x[ia], ep.y[ia])
+            base = reward if self.baseline is None else self.baseline
+            logp = self._log_policy()
+            entropy = -(logp.exp() * logp.masked_fill(~self._mask["cell"], 0.0)).sum()
+            chosen = logp[edges, torch.tensor(idx, device=self.device)].sum()
+            self.arch_optimizer.zero_grad(set_to_none=True)
+            (-(reward - base) * chosen - self.entropy_weight * entropy).backward()
+            self.arch_optimizer.step()
+            self.baseline = base * self.baseline_decay + (1 - self.baseline_decay) * reward
+            out.append((float(loss.detach()), reward))
+        return out
+
+    def _reward(self, arch, x, y) -> float:
+        """The policy's reward: the accuracy of ``arch`` with the shared weights on an α-half batch."""
+        torch = _torch()
+        with torch.no_grad():
+            return float((self.net(x, arch).argmax(1) == y).float().mean())
+
+    def fit(self, data: Dataset, budget: Budget | int, checkpoint_dir: Path | None = None) -> None:
+        self._setup(data)
+        ck = Path(checkpoint_dir) / "enas.pt" if checkpoint_dir else None
+        run_epochs(self, data, budget, ck, [(self._w_idx, 72), (self._a_idx, 73)], self._train_epoch,
+                   lambda ep, rows: {"epoch": self.epoch, "train_loss": float(np.mean([r[0] for r in rows])),
+                                     "reward": float(np.mean([r[1] for r in rows])), "arch": self.space.format(self.derive())})
+
+    def validation_loss(self, data: Dataset | None = None) -> float:
+        torch = _torch()
+        data = data or self.data
+        arch = self.derive()
+        self.net.train()
+        total, n = 0.0, 0
+        with torch.no_grad():
+            for i in range(0, len(data.y_val), 256):
+                x = torch.from_numpy(data.x_val[i : i + 256]).to(self.device)
+                y = torch.from_numpy(data.y_val[i : i + 256]).to(self.device)
+                total += float(torch.nn.functional.cross_entropy(self.net(x, arch), y, reduction="sum"))
+                n += len(y)
+        return total / max(1, n)
+
+    def _state(self) -> dict:
+        return {**super()._state(), "baseline": self.baseline, "rng": self.rng.bit_generator.state}
+
+    def _restore(self, st: dict) -> None:
+        super()._restore(st)
+        self.baseline, self.rng.bit_generator.state = st["baseline"], st["rng"]
+
+
+#: the gradient-based searches ``FewShotDarts`` can split
+METHODS = {"darts": DartsSearch, "enas": EnasSearch}
 
 
 class FewShotDarts:
@@ -350,10 +457,13 @@ class FewShotDarts:
     (the thesis aborts the split; the cover of the space stays complete)."""
 
     def __init__(self, space="nb201", order: int = 1, splits: int = 1, edges: list | None = None, transfer: bool = True,
-                 child_fraction: float = 0.25, seed: int = 0, **options):
+                 child_fraction: float = 0.25, seed: int = 0, method: str = "darts", **options):
+        if method not in METHODS:
+            raise NasagentError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
+        self.search_class = METHODS[method]
         self.options = dict(options, order=order)
         self.seed = int(seed)
-        self.root = DartsSearch(space, seed=self.seed, **self.options)
+        self.root = self.search_class(space, seed=self.seed, **self.options)
         self.space = self.root.space
         candidates = list(range(6)) if self.space.name == "nb201" else [("normal", (0, 0)), ("normal", (0, 1)), ("reduce", (0, 0)), ("reduce", (0, 1))]
         if edges is None:
@@ -367,7 +477,7 @@ class FewShotDarts:
         if not 0 < child_fraction <= 1:
             raise NasagentError(f"child_fraction must be in (0, 1], got {child_fraction}")
         self.child_fraction = float(child_fraction)
-        self.children: list[DartsSearch] = []
+        self.children: list[DartsSearch] = []  # EnasSearch children with method='enas'
         self.chosen: int | None = None
         self.val_losses: list[float] = []
         self.untrained = 0  # children left untrained because the fit's time budget ran out
@@ -404,7 +514,7 @@ class FewShotDarts:
             new = []
             for parent in frontier:
                 for op, region in self._split(parent, edge):
-                    child = DartsSearch(self.space, seed=self.seed + 1 + len(new), region=region, **self.options)
+                    child = self.search_class(self.space, seed=self.seed + 1 + len(new), region=region, **self.options)
                     child._setup(data)
                     if self.transfer:
                         child.inherit(parent)

@@ -1,7 +1,8 @@
 """DARTS and few-shot DARTS as runner strategies: train the relaxation first, then propose cells for the runner.
 
 The first ``ask`` fits ``DartsSearch`` (``splits=0``) or ``FewShotDarts`` (``splits >= 1``: the supernet split by
-the op on that many edges, the child with the lowest validation loss proposing). Both resume from their
+the op on that many edges, the child with the lowest validation loss proposing); ``method=enas`` uses the
+ENAS-like policy-gradient search instead of DARTS' relaxation (NB201 only), one-shot or few-shot alike. Both resume from their
 checkpoints, which the API points into the run directory. Then the derived cell is asked first, followed by the
 next most probable distinct cells; the runner evaluates each (``train:<data>`` trains it from scratch) and
 journals it, so ``--budget N`` is the number of proposed cells.
@@ -48,17 +49,21 @@ class Darts(WeightSharingStrategy):
     def _make_search(self):
         import inspect
 
-        from nasagent.evaluation.darts_search import DartsSearch, FewShotDarts
+        from nasagent.evaluation.darts_search import METHODS, DartsSearch, EnasSearch, FewShotDarts
 
-        cls = FewShotDarts if "splits" in self.options else DartsSearch
+        method = self.options.get("method", "darts")
+        if method not in METHODS:
+            raise NasagentError(f"unknown DARTS method {method!r}; methods: {', '.join(METHODS)}")
+        cls = FewShotDarts if "splits" in self.options else METHODS[method]
         known = {"C", "N", "layers"}  # network sizes, passed through to the network builder
-        for c in (DartsSearch, FewShotDarts):
+        for c in (DartsSearch, EnasSearch, FewShotDarts):
             known |= set(inspect.signature(c.__init__).parameters) - {"self", "space", "seed", "options", "sizes", "region"}
         unknown = sorted(set(self.options) - known)
         if unknown:
             raise NasagentError(f"bad DARTS option {unknown[0]!r}; options: {', '.join(sorted(known | {'data', 'epochs', 'seconds', 'threads'}))}")
+        options = self.options if cls is FewShotDarts else {k: v for k, v in self.options.items() if k != "method"}
         try:
-            return cls(self.space.name, seed=self.seed, **self.options)
+            return cls(self.space.name, seed=self.seed, **options)
         except TypeError as e:
             raise NasagentError(f"bad DARTS option: {e}") from None
 
