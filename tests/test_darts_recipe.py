@@ -1,6 +1,7 @@
-"""DARTS' evaluation recipe, which PARSEC's retraining and fine-tuning follow: the auxiliary head (placement and
-loss), path dropout (whole examples, identities spared, linear ramp), cutout, the ImageNet mobile network, the
-multi-initialisation retraining summary, and the bad inputs around them."""
+"""The published training recipes: DARTS' (which PARSEC's retraining and fine-tuning follow) and AlphaX's NASNet
+one. The auxiliary head (placement and loss), path dropout (whole examples, identities spared, linear ramp),
+cutout, SGDR, the ImageNet mobile network, the multi-initialisation retraining summary, the recipe tables
+themselves, and the bad inputs around them."""
 
 import numpy as np
 import pytest
@@ -10,9 +11,10 @@ torch = pytest.importorskip("torch")
 from nasagent.core import Budget, NasagentError  # noqa: E402
 from nasagent.evaluation.datasets import load_dataset, subsample  # noqa: E402
 from nasagent.evaluation.networks import build  # noqa: E402
-from nasagent.evaluation.networks.darts import DartsGenotypeNetwork, drop_path  # noqa: E402
+from nasagent.evaluation.networks.darts import DartsGenotypeNetwork  # noqa: E402
+from nasagent.evaluation.networks.ops import drop_path  # noqa: E402
 from nasagent.evaluation.parsec_search import FINETUNE_RECIPE, IMAGENET_RECIPE, ParsecSearch, finetune  # noqa: E402
-from nasagent.evaluation.train import TrainingBenchmark, TrainSettings, cutout, retrain, train_model  # noqa: E402
+from nasagent.evaluation.train import TrainingBenchmark, TrainSettings, cutout, epoch_lr, retrain, train_model  # noqa: E402
 from nasagent.spaces.darts import DartsGenotype, DartsSpace  # noqa: E402
 
 CONV = DartsGenotype(normal=[("sep_conv_3x3", 0), ("dil_conv_3x3", 1)] * 4, reduce=[("sep_conv_3x3", 0), ("max_pool_3x3", 1)] * 4)
@@ -141,3 +143,71 @@ def test_parsec_finetune_with_aux_and_cutout(small, tmp_path):
     assert big.config()["settings"]["aux_weight"] == 0.4 and big.config()["settings"]["cutout"] == 16
     assert any(p.grad is not None for p in big.net.auxiliary_head.parameters())  # the head trained with v
     assert big.epoch == 1 and np.isfinite(big.history[0]["entropy"])
+
+
+def test_sgdr_restarts_at_alphax_periods():
+    st = TrainSettings(lr=0.05, sgdr_period=10, sgdr_mult=2)
+    lrs = [epoch_lr(st, e, 70) for e in range(71)]
+    restarts = [e for e in range(1, 71) if lrs[e] > lrs[e - 1]]
+    assert restarts == [10, 30, 70]  # periods 10, 20, 40: AlphaX's 70 search epochs are three of them
+    assert lrs[0] == lrs[10] == lrs[30] == 0.05 and lrs[29] < 0.002
+    assert epoch_lr(TrainSettings(lr=0.1, lr_decay=0.97), 2, 250) == pytest.approx(0.1 * 0.97**2)
+    with pytest.raises(NasagentError, match="one schedule"):
+        TrainSettings(sgdr_period=10, lr_decay=0.97).check()
+
+
+def test_nasnet_network_gets_alphax_regularisers():
+    from nasagent.evaluation.networks.nasnet import Branch, NASNetNetwork
+    from nasagent.spaces.nasnet import NASNetSpace
+
+    assert Branch((), 4, 1, True).identity and Branch(("identity",), 4, 1, True).identity
+    assert not Branch(("conv_3x3",), 4, 1, True).identity and not Branch((), 4, 2, True).identity  # reduced: a conv
+    sp = NASNetSpace()
+    arch = sp.sample(np.random.default_rng(0))
+    torch.manual_seed(0)
+    net = NASNetNetwork(sp, arch, num_classes=10, in_channels=1, C=4, N=1, auxiliary=True, dropout=0.2)
+    assert net.aux_at == 3 and isinstance(net.dropout, torch.nn.Dropout)  # cells n, r, n, r, n: after the 2nd r
+    x = torch.randn(4, 1, 16, 16)
+    out, aux = net.train()(x, return_aux=True)
+    assert out.shape == aux.shape == (4, 10)
+    aux.sum().backward()
+    reached = [any(p.grad is not None and p.grad.abs().sum() > 0 for p in c.parameters()) for c in net.cells]
+    assert reached == [True] * 4 + [False]
+    net.eval()
+    assert net(x, return_aux=True)[1] is None and torch.equal(net(x), net(x))
+    net.train()
+    net.drop_path_prob = 0.9
+    torch.manual_seed(3)
+    a = net(x)
+    torch.manual_seed(4)
+    assert not torch.allclose(a, net(x))  # branches are dropped in training
+
+
+def test_recipes_name_only_options_the_trainers_take():
+    import inspect
+
+    from nasagent.evaluation import recipes
+    from nasagent.evaluation.networks import DEFAULT_SIZES, EXTRA_OPTIONS
+
+    trainer = set(inspect.signature(TrainingBenchmark.__init__).parameters) | {"inits"}
+    for name, space in (("PARSEC_CIFAR10", "darts"), ("PARSEC_IMAGENET", "darts"), ("ALPHAX_SEARCH", "nasnet")):
+        recipe = getattr(recipes, name)
+        sizes = set(DEFAULT_SIZES[space]) | set(EXTRA_OPTIONS[space])
+        assert set(recipe) <= trainer | sizes, (name, set(recipe) - trainer - sizes)
+        TrainSettings(**{k: v for k, v in recipe.items() if k in TrainSettings.__dataclass_fields__}).check()
+    parsec = set(inspect.signature(ParsecSearch.__init__).parameters) | {"epochs"}
+    assert set(recipes.PARSEC_FINETUNE) <= parsec
+    assert FINETUNE_RECIPE is recipes.PARSEC_FINETUNE and IMAGENET_RECIPE is recipes.PARSEC_IMAGENET
+
+
+def test_alphax_search_recipe_trains_a_nasnet_cell_scaled_down(small):
+    from nasagent.evaluation.recipes import ALPHAX_SEARCH
+    from nasagent.spaces.nasnet import NASNetSpace
+
+    arch = NASNetSpace().format(NASNetSpace().sample(np.random.default_rng(1)))
+    recipe = {**ALPHAX_SEARCH, "epochs": 2, "sgdr_period": 1, "batch_size": 32, "cutout": 4}
+    bench = TrainingBenchmark(small, space="nasnet", C=4, N=1, measure=False, device="cpu", **recipe)
+    net = bench.network(arch)
+    assert net.auxiliary_head is not None and isinstance(net.dropout, torch.nn.Dropout)
+    r = bench(arch)
+    assert r.status == "ok" and r.metrics["epochs_trained"] == 2

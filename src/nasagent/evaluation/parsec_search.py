@@ -37,9 +37,11 @@ Fine-tuning (§4.2) is a second search on a bigger network started from this one
 cutout, i.e. ``aux_weight`` and ``cutout``, which apply to the weight update only: the importance weights
 score the clean search batch with the main head).
 
+Checkpoints (v, π, both optimisers, RNG states, history) are written after every epoch under
+``checkpoint_dir/<stage>.pt``; a second ``fit`` with the same directory resumes.
+
 The paper's final trainings are kept as recipes for ``nasagent.evaluation.train.retrain`` (GPU scale):
-``CIFAR10_RECIPE`` (§4.1) and ``IMAGENET_RECIPE`` (§4.3, the mobile setting). Checkpoints (v, π, both optimisers, RNG states, history) are written
-after every epoch under ``checkpoint_dir/<stage>.pt``; a second ``fit`` with the same directory resumes.
+``CIFAR10_RECIPE`` (§4.1) and ``IMAGENET_RECIPE`` (§4.3, the mobile setting), from ``evaluation/recipes.py``.
 """
 
 from __future__ import annotations
@@ -54,24 +56,15 @@ from nasagent.evaluation.datasets import Dataset
 from nasagent.evaluation.networks import _torch
 from nasagent.evaluation.oneshot import Epoch, run_epochs
 from nasagent.evaluation.parsec_distribution import CellDistribution
+from nasagent.evaluation.recipes import PARSEC_CIFAR10, PARSEC_FINETUNE, PARSEC_IMAGENET
 from nasagent.evaluation.train import TrainingDiverged, TrainSettings, _atomic_save, cutout, pick_device, sgd
 from nasagent.spaces.darts import OPS
 
 WEIGHTINGS = ("batch", "example", "mean")
 ESTIMATORS = ("importance", "reinforce")
 
-#: §4.1: the mode retrained from scratch on CIFAR-10 (DARTS' recipe, with PARSEC's path dropout of 0.4 where
-#: DARTS used 0.2), 5 initialisations reported as mean ± std. Needs a GPU: 600 epochs of a 20-cell network.
-CIFAR10_RECIPE = {"C": 36, "layers": 20, "epochs": 600, "batch_size": 96, "lr": 0.025, "weight_decay": 3e-4,
-                  "grad_clip": 5.0, "cutout": 16, "drop_path": 0.4, "aux_weight": 0.4, "inits": 5}
-#: §4.3: the CIFAR-10 cell in DARTS' 14-cell ImageNet network, mobile setting (48 channels, < 600 M multiply-adds
-#: at 224x224), DARTS' hyperparameters. The paper says 600 epochs *and* "the same hyperparameters as DARTS",
-#: whose schedule is 250 epochs with lr x0.97 per epoch; we take DARTS' 250 (brief A9). ImageNet itself cannot
-#: be fetched here: a user points ``data`` at an image folder.
-IMAGENET_RECIPE = {"C": 48, "layers": 14, "stem": "imagenet", "epochs": 250, "batch_size": 128, "lr": 0.1,
-                   "lr_decay": 0.97, "weight_decay": 3e-5, "grad_clip": 5.0, "label_smoothing": 0.1, "aux_weight": 0.4}
-#: §4.2: π fine-tuned for 10 epochs on the final network (Adam lr 0.01, batch 96, auxiliary towers, cutout)
-FINETUNE_RECIPE = {"C": 36, "layers": 20, "epochs": 10, "arch_lr": 0.01, "batch_size": 96, "aux_weight": 0.4, "cutout": 16}
+#: the paper's final trainings and π's fine-tuning (``nasagent.evaluation.recipes``)
+CIFAR10_RECIPE, IMAGENET_RECIPE, FINETUNE_RECIPE = PARSEC_CIFAR10, PARSEC_IMAGENET, PARSEC_FINETUNE
 
 
 def importance_weights(loglik, weighting: str = "batch", temperature: float = 1.0):

@@ -24,10 +24,12 @@ Thesis Ch. 2/3 practices, all optional:
 - *Weight inheritance*: ``hint={"parent": <arch string>}`` (AlphaX) or, with ``inherit="nearest"``, the
   already-trained network at the smallest edit distance: layers with the same name and shape are copied, the
   rest initialised, and training runs ``inherit_epochs`` (AlphaX: 20 instead of 70, i.e. 2/7 of ``epochs``).
-- *DARTS' evaluation regularisers* (the recipe PARSEC's retraining follows; DARTS networks only):
-  ``cutout=S`` zeroes one random S x S square per training image, ``aux_weight=w`` adds w times the auxiliary
-  head's loss (the network gets the head), ``drop_path=p`` drops op outputs with a probability that grows
-  linearly from 0 to p over the epochs.
+- *The published regularisers* (DARTS' evaluation recipe, which PARSEC follows, and AlphaX's NASNet one):
+  ``cutout=S`` zeroes one random S x S square per training image (any network); for DARTS and NASNet networks
+  ``aux_weight=w`` adds w times the auxiliary head's loss (the network gets the head) and ``drop_path=p``
+  drops op outputs (branches) with a probability that grows linearly from 0 to p over the epochs. Schedules:
+  cosine (default), ``lr_decay`` (exponential per epoch) or ``sgdr_period=T0`` (cosine with warm restarts,
+  periods T0, T0·``sgdr_mult``, ...; AlphaX: 10, 20, 40 = its 70 search epochs).
 - *Checkpoints*: with a ``checkpoint_dir`` every epoch is saved, and an interrupted evaluation resumes at its
   last finished epoch; finished networks are kept there for inheritance and fine-tuning.
 
@@ -78,6 +80,8 @@ class TrainSettings:
     drop_path: float = 0.0  # final path-dropout probability, reached linearly over the epochs (DARTS: 0.2; PARSEC: 0.4)
     label_smoothing: float = 0.0  # DARTS' ImageNet recipe: 0.1
     lr_decay: float | None = None  # lr * lr_decay**epoch instead of the cosine schedule (DARTS' ImageNet recipe: 0.97)
+    sgdr_period: int | None = None  # cosine with warm restarts: first period (AlphaX: 10 epochs)
+    sgdr_mult: int = 2  # each period this many times the previous one
 
     def check(self) -> TrainSettings:
         if int(self.epochs) < 1:
@@ -98,15 +102,19 @@ class TrainSettings:
             raise NasagentError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.lr_decay is not None and not 0 < self.lr_decay <= 1:
             raise NasagentError(f"lr_decay must be in (0, 1] (a per-epoch factor), got {self.lr_decay}")
+        if self.sgdr_period is not None and (int(self.sgdr_period) < 1 or int(self.sgdr_mult) < 1):
+            raise NasagentError(f"sgdr_period and sgdr_mult must be >= 1, got {self.sgdr_period} and {self.sgdr_mult}")
+        if self.sgdr_period is not None and self.lr_decay is not None:
+            raise NasagentError("choose one schedule: lr_decay or sgdr_period, not both")
         return self
 
     def check_model(self, model) -> None:
         """The regularisers that need something of the network: say which network has it, before training."""
         if self.aux_weight > 0 and getattr(model, "auxiliary_head", None) is None:
-            raise NasagentError("aux_weight > 0 needs a network with an auxiliary head: DARTS cells (--space darts); "
-                                "the training evaluator adds the head itself")
+            raise NasagentError("aux_weight > 0 needs a network with an auxiliary head: DARTS or NASNet cells (--space darts "
+                                "or nasnet); the training evaluator adds the head itself")
         if self.drop_path > 0 and not hasattr(model, "drop_path_prob"):
-            raise NasagentError("drop_path > 0 is implemented for DARTS networks (--space darts) only")
+            raise NasagentError("drop_path > 0 is implemented for DARTS and NASNet networks (--space darts or nasnet) only")
 
 
 @dataclass
@@ -165,9 +173,15 @@ def cosine_lr(settings: TrainSettings, epoch: int, epochs: int) -> float:
 
 
 def epoch_lr(settings: TrainSettings, epoch: int, epochs: int) -> float:
-    """The cosine schedule, or the exponential one when ``lr_decay`` is set."""
+    """The cosine schedule; the exponential one with ``lr_decay``; cosine with warm restarts (SGDR) with
+    ``sgdr_period``, the lr going back to its maximum at the start of every period."""
     if settings.lr_decay is not None:
         return settings.lr * settings.lr_decay**epoch
+    if settings.sgdr_period is not None:
+        start, period = 0, int(settings.sgdr_period)
+        while epoch >= start + period:
+            start, period = start + period, period * int(settings.sgdr_mult)
+        return cosine_lr(settings, epoch - start, period)
     return cosine_lr(settings, epoch, epochs)
 
 
@@ -419,6 +433,8 @@ class TrainingBenchmark(Benchmark):
         drop_path: float = 0.0,
         label_smoothing: float = 0.0,
         lr_decay: float | None = None,
+        sgdr_period: int | None = None,
+        sgdr_mult: int = 2,
         inherit: str = "hint",
         inherit_epochs: int | None = None,
         max_parent_distance: int | None = None,
@@ -458,10 +474,13 @@ class TrainingBenchmark(Benchmark):
         self.settings = TrainSettings(epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), weight_decay=float(weight_decay),
                                       grad_clip=grad_clip, max_seconds=max_seconds, curve_stop=bool(curve_stop),
                                       cutout=int(cutout), aux_weight=float(aux_weight), drop_path=float(drop_path),
-                                      label_smoothing=float(label_smoothing), lr_decay=lr_decay).check()
+                                      label_smoothing=float(label_smoothing), lr_decay=lr_decay, sgdr_period=sgdr_period,
+                                      sgdr_mult=int(sgdr_mult)).check()
         if self.settings.aux_weight > 0:
-            if sp.name != "darts":
-                raise NasagentError(f"aux_weight needs a network with an auxiliary head (space darts), not {sp.name!r}")
+            from nasagent.evaluation.networks import EXTRA_OPTIONS
+
+            if "auxiliary" not in EXTRA_OPTIONS.get(sp.name, ()):
+                raise NasagentError(f"aux_weight needs a network with an auxiliary head (spaces darts, nasnet), not {sp.name!r}")
             sizes = {**sizes, "auxiliary": True}
         self.inherit = inherit
         self.inherit_epochs = int(inherit_epochs) if inherit_epochs else max(1, round(self.settings.epochs * INHERIT_RATIO))
@@ -651,7 +670,7 @@ def training_benchmark(spec: str, space: str | None = None, **options) -> Traini
     import inspect
 
     allowed = set(inspect.signature(TrainingBenchmark.__init__).parameters) - {"self", "data", "space", "sizes"}
-    allowed |= {"C", "N", "layers"}
+    allowed |= {"C", "N", "layers", "auxiliary", "stem", "dropout"}
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise NasagentError(f"benchmark {spec!r} has no option {unknown[0]!r}; options: {', '.join(sorted(allowed))}")

@@ -11,8 +11,8 @@ from nasagent.core import NasagentError
 
 #: the published stand-alone sizes (NB201 paper; DARTS CIFAR-10 evaluation network)
 DEFAULT_SIZES = {"nb201": {"C": 16, "N": 5}, "darts": {"C": 36, "layers": 20}, "nasnet": {"C": 32, "N": 2}}
-#: further network options a space's builder takes (DARTS: the auxiliary head and the ImageNet stem)
-EXTRA_OPTIONS = {"darts": ("auxiliary", "stem")}
+#: further network options a space's builder takes (the auxiliary head; DARTS' ImageNet stem; NASNet's dense dropout)
+EXTRA_OPTIONS = {"darts": ("auxiliary", "stem"), "nasnet": ("auxiliary", "dropout")}
 
 
 def _torch():

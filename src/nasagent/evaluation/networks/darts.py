@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nasagent.evaluation.networks.ops import FactorizedReduce, ReLUConvBN, Zero, darts_op
+from nasagent.evaluation.networks.ops import AuxiliaryHead, FactorizedReduce, ReLUConvBN, Zero, darts_op, drop_path
 from nasagent.spaces.darts import ALL_OPS, CELL_TYPES, N_NODES, DartsGenotype
 
 #: the 14 compound edges of a DARTS cell, in DARTS' order: node 0 (inputs 0, 1), node 1 (0, 1, 2), ...
@@ -59,34 +59,6 @@ def genotype_in_region(arch: DartsGenotype, regions: dict[str, CellRegion]) -> b
             if op not in regions[kind].get((k // 2, j), ()):
                 return False
     return True
-
-
-def drop_path(x, prob: float):
-    """Zero whole examples of ``x`` with probability ``prob`` and rescale the rest (DARTS' path dropout)."""
-    keep = 1.0 - prob
-    mask = torch.empty(x.size(0), 1, 1, 1, device=x.device, dtype=x.dtype).bernoulli_(keep)
-    return x * mask / keep
-
-
-class AuxiliaryHead(nn.Module):
-    """DARTS' auxiliary tower: ReLU, pool to 2x2, 1x1 conv to 128, BN, ReLU, 2x2 conv to 768, BN, ReLU, linear."""
-
-    def __init__(self, c_in: int, num_classes: int):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.ReLU(inplace=False),
-            nn.AdaptiveAvgPool2d(2),
-            nn.Conv2d(c_in, 128, 1, bias=False),
-            nn.BatchNorm2d(128),
-            nn.ReLU(inplace=False),
-            nn.Conv2d(128, 768, 2, bias=False),
-            nn.BatchNorm2d(768),
-            nn.ReLU(inplace=False),
-        )
-        self.classifier = nn.Linear(768, num_classes)
-
-    def forward(self, x):
-        return self.classifier(self.features(x).flatten(1))
 
 
 class DartsCell(nn.Module):

@@ -11,6 +11,12 @@ In a reduction cell the first layer of a branch that reads a cell input has stri
 FactorizedReduce); branches reading blocks are already reduced. Parameters are named
 ``cells.<i>.blocks.<j>.<left|right>.<k>_<layer>...``, so weight inheritance (``train.inherit_weights``) copies a
 layer exactly when the same layer sits at the same place of a parent.
+
+AlphaX's training recipe (App. 9.2) regularises with NASNet's tools, all off by default: ``auxiliary=True``
+adds the auxiliary classifier after the second reduction cell (2/3 of the depth; ``forward(...,
+return_aux=True)`` returns ``(logits, aux)`` in training mode), ``dropout`` is the dense dropout before the
+classifier, and ``drop_path_prob`` (set by the training loop) drops whole branches per example, identity
+branches excepted.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from nasagent.evaluation.networks.ops import FactorizedReduce, ReLUConvBN, SepConv
+from nasagent.evaluation.networks.ops import AuxiliaryHead, FactorizedReduce, ReLUConvBN, SepConv, drop_path
 
 
 def nasnet_layer(name: str, c: int, stride: int, affine: bool = True) -> nn.Module:
@@ -47,9 +53,12 @@ class Branch(nn.Module):
         if not mods and stride != 1:  # an empty branch is the identity; reduced when it reads a cell input
             mods = [("0_identity", FactorizedReduce(c, c, affine=affine))]
         self.layers = nn.Sequential(OrderedDict(mods)) if mods else nn.Identity()
+        self.identity = all(isinstance(m, nn.Identity) for m in self.layers.modules() if m is not self.layers) \
+            if mods else True  # path dropout spares branches that only pass their input on
 
-    def forward(self, x):
-        return self.layers(x)
+    def forward(self, x, drop_prob: float = 0.0):
+        y = self.layers(x)
+        return drop_path(y, drop_prob) if drop_prob > 0 and not self.identity else y
 
 
 class NASNetCell(nn.Module):
@@ -69,29 +78,33 @@ class NASNetCell(nn.Module):
         self.concat = [j for j in range(len(blocks)) if j + 2 not in read] or [len(blocks) - 1]
         self.out_channels = len(self.concat) * c
 
-    def forward(self, s0, s1):
+    def forward(self, s0, s1, drop_prob: float = 0.0):
         # NASNet input numbering: 0 the previous cell (s1 here), 1 the cell before it (s0)
         states = [self.pre1(s1), self.pre0(s0)]
         for sides, (in_l, in_r) in zip(self.blocks, self.inputs, strict=True):
-            states.append(sides["left"](states[in_l]) + sides["right"](states[in_r]))
+            states.append(sides["left"](states[in_l], drop_prob) + sides["right"](states[in_r], drop_prob))
         return torch.cat([states[j + 2] for j in self.concat], dim=1)
 
 
 class NASNetNetwork(nn.Module):
-    """The stand-alone network of one NASNet architecture; ``C`` stem cell width, ``N`` normal cells per stage."""
+    """The stand-alone network of one NASNet architecture; ``C`` stem cell width, ``N`` normal cells per stage;
+    ``auxiliary`` and ``dropout``: AlphaX's regularisers (module doc)."""
 
     def __init__(self, space, arch, num_classes: int = 10, in_channels: int = 3, C: int = 32, N: int = 2,
-                 stem_multiplier: int = 3, affine: bool = True):
+                 stem_multiplier: int = 3, affine: bool = True, auxiliary: bool = False, dropout: float = 0.0):
         super().__init__()
         if C < 2 or C % 2:
             raise ValueError(f"NASNet networks need an even C >= 2 (FactorizedReduce halves channels), got C={C}")
         if N < 1:
             raise ValueError(f"NASNet networks need N >= 1 normal cells per stage, got N={N}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.arch = space.validate(arch)
         c_curr = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
         c_pp, c_p, c = c_curr, c_curr, C
         self.cells = nn.ModuleList()
+        self.aux_at, self.auxiliary_head = None, None
         reduction_prev = False
         for stage in range(3):
             kinds = (["reduce"] if stage else []) + ["normal"] * N
@@ -103,11 +116,21 @@ class NASNetNetwork(nn.Module):
                 self.cells.append(cell)
                 reduction_prev = reduction
                 c_pp, c_p = c_p, cell.out_channels
+                if auxiliary and stage == 2 and reduction:  # after the second reduction: 2/3 of the depth
+                    self.aux_at = len(self.cells) - 1
+                    self.auxiliary_head = AuxiliaryHead(c_p, num_classes)
+        self.drop_path_prob = 0.0
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, num_classes)
 
-    def forward(self, x, arch=None):
+    def forward(self, x, arch=None, return_aux: bool = False):
         s0 = s1 = self.stem(x)
-        for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1)
-        return self.classifier(self.pool(s1).flatten(1))
+        drop = self.drop_path_prob if self.training else 0.0
+        aux = None
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, drop)
+            if i == self.aux_at and self.training and return_aux:
+                aux = self.auxiliary_head(s1)
+        logits = self.classifier(self.dropout(self.pool(s1).flatten(1)))
+        return (logits, aux) if return_aux else logits

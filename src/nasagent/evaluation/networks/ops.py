@@ -152,3 +152,34 @@ def darts_op(name: str, c: int, stride: int, affine: bool, search: bool = False)
     if name == "dil_conv_5x5":
         return DilConv(c, c, 5, stride, 4, 2, affine=affine)
     raise ValueError(f"unknown DARTS op {name!r}")
+
+
+def drop_path(x, prob: float):
+    """Zero whole examples of ``x`` with probability ``prob`` and rescale the rest (NASNet's and DARTS' path
+    dropout: a cell's branch is switched off for that example)."""
+    keep = 1.0 - prob
+    mask = torch.empty(x.size(0), 1, 1, 1, device=x.device, dtype=x.dtype).bernoulli_(keep)
+    return x * mask / keep
+
+
+class AuxiliaryHead(nn.Module):
+    """The auxiliary tower of NASNet and DARTS: ReLU, pool to 2x2, 1x1 conv to 128, BN, ReLU, 2x2 conv to 768,
+    BN, ReLU, linear. The originals pool an 8x8 map with a fixed 5x5/3 window; an adaptive pool gives 2x2 from
+    any map size."""
+
+    def __init__(self, c_in: int, num_classes: int):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Conv2d(c_in, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=False),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.BatchNorm2d(768),
+            nn.ReLU(inplace=False),
+        )
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
