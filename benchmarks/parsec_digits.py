@@ -210,6 +210,9 @@ def main() -> None:
     ap.add_argument("--randoms", type=int, default=10)
     ap.add_argument("--K", type=int, default=16, help="architectures per PARSEC step (the paper's 16)")
     ap.add_argument("--inits", type=int, default=1, help="training seeds per retrained cell (the paper: 5); the cell's mean counts")
+    ap.add_argument("--fill-seed", type=int, default=None, help="only search and retrain this seed into the cache, then stop "
+                    "(run one process per seed, then the full command once to summarise)")
+    ap.add_argument("--name", default="parsec_digits", help="results file name (benchmarks/results/<name>.json, .png)")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--memory-only", action="store_true", help="measure (and cache) the memory figures, then stop")
     ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
@@ -237,7 +240,7 @@ def main() -> None:
     cache.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     recs: dict[str, list] = {"parsec": [], "darts-1st": []}
-    for seed in range(args.seeds):
+    for seed in range(args.seeds) if args.fill_seed is None else [args.fill_seed]:
         p = run_parsec(seed, args.epochs, args.train_epochs, data, cache)
         d = run_darts(seed, p["search_seconds"], args.epochs, args.train_epochs, data, cache)
         p = with_inits(p, args.inits, args.train_epochs, data, cache / f"parsec-s{seed}")
@@ -246,6 +249,8 @@ def main() -> None:
         recs["darts-1st"].append(d)
         print(f"seed {seed}: parsec {p['test_accuracy']:.2f} % ({p['search_seconds']:.0f} s), "
               f"darts-1st {d['test_accuracy']:.2f} % ({d['epochs']} epochs)", flush=True)
+    if args.fill_seed is not None:
+        return
     sp = DartsSpace()
     rng = np.random.default_rng(1234)
     randoms = [with_inits(run_random(i, sp.format(sp.sample(rng)), args.train_epochs, data, rcache), args.inits, args.train_epochs,
@@ -305,8 +310,8 @@ def main() -> None:
         "wall_seconds": time.time() - t_start,
         "scale_down": __doc__.split("Scale-down vs the paper")[1].split("\n\n")[0].strip(),
     }
-    write_results("parsec_digits", rows, extra=extra, machine=machine_info(threads=1))
-    _plot(histories, pa, da, rand_test, memory, RESULTS_DIR / "parsec_digits.png")
+    write_results(args.name, rows, extra=extra, machine=machine_info(threads=1))
+    _plot(histories, pa, da, rand_test, memory, RESULTS_DIR / f"{args.name}.png")
     print(json.dumps(verdicts, indent=1))
 
 
