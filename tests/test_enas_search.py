@@ -65,6 +65,8 @@ def test_bad_use_is_named(small, tmp_path):
         FewShotDarts(method="gdas")
     with pytest.raises(NasagentError, match="baseline_decay"):
         EnasSearch(baseline_decay=1.0)
+    with pytest.raises(NasagentError, match="second-order"):
+        FewShotDarts(method="enas", order=2)
     with pytest.raises(NasagentError, match="method"):
         make_strategy("darts", make_space("nb201"), data="digits", method="gdas")
     np.savez(tmp_path / "d.npz", x=small.x_train, y=small.y_train)

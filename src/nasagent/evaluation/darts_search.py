@@ -364,6 +364,8 @@ class EnasSearch(DartsSearch):
 
     def __init__(self, space="nb201", seed: int = 0, arch_lr: float = 3.5e-4, entropy_weight: float = 1e-4,
                  baseline_decay: float = 0.99, order: int = 1, **options):
+        if int(order) != 1:
+            raise NasagentError(f"the ENAS-like search has no second-order variant (order={order}); leave order at 1")
         super().__init__(space, order=1, seed=seed, arch_lr=arch_lr, arch_weight_decay=0.0, **options)
         if self.space.name != "nb201":
             raise NasagentError(f"the ENAS-like search covers the nb201 space, not {self.space.name!r}; use method='darts' there")
