@@ -159,3 +159,33 @@ def test_sequential_actions_build_valid_cells(rng):
             assert steps < 200
         cell = S.to_arch(state)
         assert cell.n_nodes <= 7 and cell.n_edges <= 9
+
+
+def test_random_playouts_are_never_stranded():
+    """A uniformly random construction always ends: the last edge allowed must leave an input -> output path.
+    (Without that rule 10 of these 3,000 seeded playouts on nb101-6 reached both limits with no path and no action.)"""
+    space = NB101Space(max_nodes=6)
+    rng = np.random.default_rng(7)
+    for _ in range(3000):
+        state = space.root()
+        while not space.is_terminal(state):
+            acts = space.actions(state)
+            assert acts, f"no action in the non-terminal state {state}"
+            state = space.step(state, acts[int(rng.integers(len(acts)))])
+        cell = space.to_arch(state)
+        assert cell.n_nodes <= 6 and cell.n_edges <= 9
+
+
+def test_the_last_edge_must_make_a_path():
+    space = NB101Space(max_nodes=6)
+    # six nodes, eight edges, none reaching the output: 0->1->2->3->4 plus 0->2, 0->3, 1->3, 1->4
+    m = np.zeros((6, 6), dtype=int)
+    for i, j in ((0, 1), (1, 2), (2, 3), (3, 4), (0, 2), (0, 3), (1, 3), (1, 4)):
+        m[i, j] = 1
+    state = (tuple(map(tuple, m.tolist())), ("input", "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3", "conv3x3-bn-relu", "output"), False)
+    edges = {a[1:] for a in space.actions(state) if a[0] == "edge"}
+    assert edges == {(i, 5) for i in range(5)}  # only edges into the output complete a path (node 4 is reached)
+    assert ("term",) not in space.actions(state) and not any(a[0] == "node" for a in space.actions(state))
+    m[1, 4], m[4, 5] = 0, 1  # still eight edges, now with a path: every free slot is offered again
+    state = (tuple(map(tuple, m.tolist())), state[1], False)
+    assert len([a for a in space.actions(state) if a[0] == "edge"]) == 15 - 8 and ("term",) in space.actions(state)

@@ -250,7 +250,13 @@ class NB101Space(Space):
         if n < self.max_nodes:
             acts += [("node", op) for op in OPS]
         if edges < self.max_edges:
-            acts += [("edge", i, j) for i in range(n) for j in range(i + 1, n) if not matrix[i][j]]
+            # the last edge allowed must leave an input -> output path: otherwise a state could reach both
+            # limits with no path, no action and no way to terminate (a stranded playout). Every valid cell
+            # stays reachable: adding its own last edge yields the cell, which has a path.
+            fwd, bwd = _reachability(matrix, n)
+            last = edges == self.max_edges - 1 and not fwd[n - 1]
+            acts += [("edge", i, j) for i in range(n) for j in range(i + 1, n)
+                     if not matrix[i][j] and not (last and not (fwd[i] and bwd[j]))]
         if prune(np.array(matrix), list(ops)) is not None:
             acts.append(("term",))
         return acts
@@ -277,6 +283,17 @@ class NB101Space(Space):
 
     def to_arch(self, state) -> Cell101:
         return self.make(state[0], state[1])
+
+
+def _reachability(matrix, n: int) -> tuple[list[bool], list[bool]]:
+    """Which nodes the input reaches, and which reach the output (edges go from lower to higher index)."""
+    fwd = [True] + [False] * (n - 1)
+    for v in range(1, n):
+        fwd[v] = any(fwd[u] and matrix[u][v] for u in range(v))
+    bwd = [False] * (n - 1) + [True]
+    for v in range(n - 2, -1, -1):
+        bwd[v] = any(matrix[v][w] and bwd[w] for w in range(v + 1, n))
+    return fwd, bwd
 
 
 def _insert_node(m: np.ndarray, ops: list[str], pos: int, op: str) -> tuple[np.ndarray, list[str]]:
