@@ -117,6 +117,19 @@ def _build_nb101(spec: str, table=None, epochs: int = 108, max_nodes: int = 7, *
     return nb101_benchmark(table, epochs=int(epochs), max_nodes=int(max_nodes))
 
 
+def _build_nb101_synthetic(spec: str, seed: int = 0, space: str | None = None, **opts):
+    from nasagent.benchmarks.nb101_synthetic import nb101_synthetic_benchmark
+
+    _no_options(spec, opts)
+    # checked here, not only in api.build: the 7-node space shares the space name "nb101" and would pass there
+    if space is not None and space != "nb101-6":
+        raise NasagentError(
+            f"benchmark {spec!r} is defined on space 'nb101-6' (cells of at most 6 nodes), not {space!r}; "
+            "omit --space or use --space nb101-6"
+        )
+    return nb101_synthetic_benchmark(seed=int(seed))
+
+
 def _build_function(spec: str, shift_seed: int | None = 0, **opts):
     from nasagent.benchmarks.functions import FunctionBenchmark, parse_function_spec
 
@@ -142,6 +155,7 @@ BENCHMARKS: list[BenchmarkFamily] = [
     BenchmarkFamily("nb201-csv", "your NB201 table: --table FILE.csv [--arch-column COL] [--metric COL]", lambda s: s == "nb201-csv", "nasagent.registry:_build_csv"),
     BenchmarkFamily("nbgraph/<dataset>", "NAS-Bench-Graph: arxiv citeseer computers cora cs photo physics proteins pubmed", lambda s: s.startswith("nbgraph/"), "nasagent.registry:_build_nbgraph"),
     BenchmarkFamily("nb101-tfrecord", "official NB101 file read without TensorFlow: --table nasbench_only108.tfrecord", lambda s: s == "nb101-tfrecord", "nasagent.registry:_build_nb101"),
+    BenchmarkFamily("nb101-synthetic", "SYNTHETIC accuracies over the 64,542 NB101 cells of <=6 nodes (--space nb101-6; --bopt seed=N)", lambda s: s == "nb101-synthetic", "nasagent.registry:_build_nb101_synthetic", takes_space=True),
     BenchmarkFamily("train:<data>", "train each candidate from scratch on digits, digits16, FILE.npz or FOLDER (--space nb201|darts|nasnet)", lambda s: s.startswith("train:"), "nasagent.evaluation.train:training_benchmark", takes_space=True, run_dir_option="checkpoint_dir"),
     BenchmarkFamily("oneshot:<data>", "score candidates with a one-shot supernet trained on <data> (--space nb201|darts)", lambda s: s.startswith("oneshot:"), "nasagent.evaluation.supernet:oneshot_benchmark", takes_space=True, run_dir_option="checkpoint_dir"),
     BenchmarkFamily("fewshot:<data>", "score candidates with few-shot sub-supernets trained on <data> (--space nb201|darts)", lambda s: s.startswith("fewshot:"), "nasagent.evaluation.fewshot:fewshot_benchmark", takes_space=True, run_dir_option="checkpoint_dir"),
