@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fewshot_search import _verdict  # noqa: E402
-from nb201_ground_truth import TASK, load_table, sample_archs  # noqa: E402
+from nb201_ground_truth import TASK, random_reference  # noqa: E402
 
 from nasagent.report.results import CACHE_DIR, RESULTS_DIR, beats, machine_info, mean_se, write_results  # noqa: E402
 
@@ -51,18 +51,6 @@ def make_search(method: str, seed: int, transfer: bool):
         return EnasSearch("nb201", seed=seed, **SEARCH)
     base = method.split("-")[1]
     return FewShotDarts("nb201", method=base, splits=1, seed=seed, transfer=transfer, **SEARCH)
-
-
-def random_reference() -> tuple[float, float, np.ndarray]:
-    """Median test accuracy of the ground truth's random cells (3-seed means) and its bootstrap se."""
-    table = load_table(TASK)
-    archs = [a for a in sample_archs(100) if a in table]
-    if len(archs) < 10:
-        raise SystemExit("the ground truth is missing: run benchmarks/nb201_ground_truth.py first")
-    seeds = sorted(set.intersection(*(set(table[a]) for a in archs)))
-    acc = np.array([np.mean([table[a][s]["test_accuracy"] for s in seeds]) for a in archs])
-    boot = np.random.default_rng(0).choice(acc, size=(2000, len(acc)))
-    return float(np.median(acc)), float(np.median(boot, axis=1).std()), acc
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nb201_ground_truth import TASK, load_table, sample_archs  # noqa: E402
+from nb201_ground_truth import TASK, random_reference  # noqa: E402
 from supernet_ranking import supernet_tag  # noqa: E402
 
 from nasagent.evaluation.selection import SELECTION_SEED, top_scored  # noqa: E402
@@ -75,14 +75,7 @@ def main() -> None:
     import nasagent
     from nasagent.evaluation.train import TrainingBenchmark
 
-    table = load_table(TASK)
-    archs = [a for a in sample_archs(100) if a in table]
-    if len(archs) < 10:
-        raise SystemExit("the ground truth is missing: run benchmarks/nb201_ground_truth.py first")
-    seeds_gt = sorted(set.intersection(*(set(table[a]) for a in archs)))
-    random_acc = np.array([np.mean([table[a][s]["test_accuracy"] for s in seeds_gt]) for a in archs])
-    boot = np.random.default_rng(0).choice(random_acc, size=(2000, len(random_acc)))
-    median, median_se = float(np.median(random_acc)), float(np.median(boot, axis=1).std())
+    median, median_se, random_acc = random_reference(TASK)
 
     cache = CACHE_DIR / "fewshot_search" / f"{supernet_tag(args.epochs, args.batch_size)}-b{args.budget}-{args.strategy}"
     cache.mkdir(parents=True, exist_ok=True)
