@@ -288,20 +288,26 @@ class DartsSearch:
         return losses
 
     def validation_loss(self, data: Dataset | None = None) -> float:
-        """Cross-entropy of the α-weighted mixture on the validation split (few-shot DARTS picks the lowest)."""
+        """Cross-entropy of the searched network on the validation split (few-shot DARTS picks the lowest child);
+        what "the searched network" is comes from ``_scoring_forward``."""
         torch = _torch()
         data = data or self.data
-        self.net.eval()
+        forward = self._scoring_forward()
         total, n = 0.0, 0
         with torch.no_grad():
-            w = self.weights(detach=True)
             for i in range(0, len(data.y_val), 256):
                 x = torch.from_numpy(data.x_val[i : i + 256]).to(self.device)
                 y = torch.from_numpy(data.y_val[i : i + 256]).to(self.device)
-                total += float(torch.nn.functional.cross_entropy(self.relax.forward(self.net, x, w), y, reduction="sum"))
+                total += float(torch.nn.functional.cross_entropy(forward(x), y, reduction="sum"))
                 n += len(y)
         self.net.train()
         return total / max(1, n)
+
+    def _scoring_forward(self):
+        """DARTS: the α-weighted mixture, BN in eval mode."""
+        self.net.eval()
+        w = self.weights(detach=True)
+        return lambda x: self.relax.forward(self.net, x, w)
 
     # -- proposals --------------------------------------------------------------------------------------------
     def derive(self):
@@ -425,19 +431,11 @@ class EnasSearch(DartsSearch):
                    lambda ep, rows: {"epoch": self.epoch, "train_loss": float(np.mean([r[0] for r in rows])),
                                      "reward": float(np.mean([r[1] for r in rows])), "arch": self.space.format(self.derive())})
 
-    def validation_loss(self, data: Dataset | None = None) -> float:
-        torch = _torch()
-        data = data or self.data
-        arch = self.derive()
+    def _scoring_forward(self):
+        """ENAS: the derived architecture on its single path, BN on batch statistics (class doc)."""
         self.net.train()
-        total, n = 0.0, 0
-        with torch.no_grad():
-            for i in range(0, len(data.y_val), 256):
-                x = torch.from_numpy(data.x_val[i : i + 256]).to(self.device)
-                y = torch.from_numpy(data.y_val[i : i + 256]).to(self.device)
-                total += float(torch.nn.functional.cross_entropy(self.net(x, arch), y, reduction="sum"))
-                n += len(y)
-        return total / max(1, n)
+        arch = self.derive()
+        return lambda x: self.net(x, arch)
 
     def _state(self) -> dict:
         return {**super()._state(), "baseline": self.baseline, "rng": self.rng.bit_generator.state}

@@ -57,7 +57,15 @@ from nasagent.evaluation.networks import _torch
 from nasagent.evaluation.oneshot import Epoch, run_epochs
 from nasagent.evaluation.parsec_distribution import CellDistribution
 from nasagent.evaluation.recipes import PARSEC_CIFAR10, PARSEC_FINETUNE, PARSEC_IMAGENET
-from nasagent.evaluation.train import TrainingDiverged, TrainSettings, _atomic_save, cutout, pick_device, sgd
+from nasagent.evaluation.train import (
+    TrainingDiverged,
+    TrainSettings,
+    _atomic_save,
+    cutout,
+    pick_device,
+    recipe_loss,
+    sgd,
+)
 from nasagent.spaces.darts import OPS
 
 WEIGHTINGS = ("batch", "example", "mean")
@@ -189,15 +197,10 @@ class ParsecSearch:
         train_loss = 0.0
         if self.settings.cutout:
             xt = cutout(xt, self.settings.cutout, self.rng)
-        aux_weight = self.settings.aux_weight
         for k, s in enumerate(samples):
             if float(w_v[k]) < self.min_weight:
                 continue  # a negligible child: its weighted gradient is (almost) zero, skip its passes
-            if aux_weight > 0:
-                out, aux = self.net(xt, self.dist.network_genotype(s), return_aux=True)
-                loss = torch.nn.functional.cross_entropy(out, yt) + aux_weight * torch.nn.functional.cross_entropy(aux, yt)
-            else:
-                loss = torch.nn.functional.cross_entropy(self.net(xt, self.dist.network_genotype(s)), yt)
+            loss = recipe_loss(self.net, xt, yt, self.settings, self.dist.network_genotype(s))
             if not bool(torch.isfinite(loss)):
                 self.optimizer.zero_grad(set_to_none=True)
                 self.arch_optimizer.zero_grad(set_to_none=True)

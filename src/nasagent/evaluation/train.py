@@ -204,6 +204,18 @@ def cutout(x, size: int, rng: np.random.Generator):
     return x * torch.from_numpy(keep).to(device=x.device, dtype=x.dtype)[:, None]
 
 
+def recipe_loss(model, x, y, settings: TrainSettings, *args):
+    """The training loss under ``settings``: cross-entropy (with ``label_smoothing``) of ``model(x, *args)``,
+    plus ``aux_weight`` times that of the auxiliary head (stand-alone training and PARSEC's weight update)."""
+    torch = _torch()
+    smooth = float(settings.label_smoothing)
+    if settings.aux_weight > 0:
+        out, aux = model(x, *args, return_aux=True)
+        return (torch.nn.functional.cross_entropy(out, y, label_smoothing=smooth)
+                + settings.aux_weight * torch.nn.functional.cross_entropy(aux, y, label_smoothing=smooth))
+    return torch.nn.functional.cross_entropy(model(x, *args), y, label_smoothing=smooth)
+
+
 def check_loss(loss, epoch: int, step: int, lr: float) -> None:
     value = float(loss)
     if not math.isfinite(value):
@@ -284,7 +296,6 @@ def train_model(model, data: Dataset, settings: TrainSettings, seed: int, device
     stop_reason, predicted = "", None
     epoch = start_epoch
     model.train()
-    smooth = float(settings.label_smoothing)
     for epoch in range(start_epoch, epochs):
         lr = epoch_lr(settings, epoch, epochs)
         for g in opt.param_groups:
@@ -299,12 +310,7 @@ def train_model(model, data: Dataset, settings: TrainSettings, seed: int, device
             def one_step(ib=ib, cut_rng=cut_rng):
                 opt.zero_grad(set_to_none=True)
                 xb = cutout(xtr[ib], int(settings.cutout), cut_rng) if settings.cutout else xtr[ib]
-                ce = torch.nn.functional.cross_entropy
-                if settings.aux_weight > 0:
-                    out, aux = model(xb, return_aux=True)
-                    loss = ce(out, ytr[ib], label_smoothing=smooth) + settings.aux_weight * ce(aux, ytr[ib], label_smoothing=smooth)
-                else:
-                    loss = ce(model(xb), ytr[ib], label_smoothing=smooth)
+                loss = recipe_loss(model, xb, ytr[ib], settings)
                 loss.backward()
                 if settings.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)

@@ -87,8 +87,11 @@ def _construct(sp, arch, num_classes, input_shape, sizes):
     if unknown:
         raise NasagentError(f"network size option(s) {', '.join(sorted(unknown))} unknown for space {name!r}; "
                             f"options: {', '.join([*defaults, *extra])}")
-    if name == "darts" and sizes.get("stem", "cifar") not in ("cifar", "imagenet"):
-        raise NasagentError(f"unknown DARTS stem {sizes['stem']!r}; stems: cifar, imagenet")
+    if name == "darts":
+        from nasagent.evaluation.networks.darts import STEMS
+
+        if sizes.get("stem", "cifar") not in STEMS:
+            raise NasagentError(f"unknown DARTS stem {sizes['stem']!r}; stems: {', '.join(STEMS)}")
     cfg = {**defaults, **sizes}
     if name == "nb201":
         from nasagent.evaluation.networks.nb201 import NB201Network, arch_region

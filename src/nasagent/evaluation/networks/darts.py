@@ -130,7 +130,6 @@ class DartsNetwork(nn.Module):
                        "stem_multiplier": stem_multiplier, "affine": affine, "search": search, "auxiliary": bool(auxiliary),
                        "stem": stem}
         self.drop_path_prob = 0.0
-        self.stem_kind = stem
         if stem == "imagenet":  # three stride-2 convolutions; the first cell already sees a reduced input
             self.stem = nn.Sequential(
                 nn.Conv2d(in_channels, C // 2, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C // 2), nn.ReLU(inplace=False),
@@ -162,7 +161,7 @@ class DartsNetwork(nn.Module):
         if weights is None and arch is None:
             raise ValueError("pass the genotype (or mixture weights) to forward")
         s0 = self.stem(x)
-        s1 = self.stem1(s0) if self.stem_kind == "imagenet" else s0
+        s1 = self.stem1(s0) if self.config["stem"] == "imagenet" else s0
         drop = self.drop_path_prob if self.training else 0.0
         aux = None
         for i, cell in enumerate(self.cells):
