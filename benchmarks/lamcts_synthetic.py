@@ -28,6 +28,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 
+from nasagent.benchmarks.functions import FUNCTIONS
 from nasagent.core import Result
 from nasagent.registry import make_benchmark, make_strategy
 from nasagent.report.results import CACHE_DIR, RESULTS_DIR, beats, mean_se, write_results
@@ -137,7 +138,8 @@ def summarise(name: str, tasks: list[str], methods: list[str], seeds: int, budge
             best[(task, m)] = traj[:, -1]
             v, se = mean_se(traj[:, -1])
             common = {"task": task, "n_seeds": seeds, "budget": budget}
-            rows.append({"method": m, "metric": metric, "value": v, "se": se, "median": float(np.median(traj[:, -1])), **common})
+            rows.append({"method": m, "metric": metric, "value": v, "se": se, "median": float(np.median(traj[:, -1])),
+                         "per_seed": traj[:, -1].tolist(), **common})
             oh, oh_se = mean_se([r["overhead_ms_per_sample"] for r in runs])
             rows.append({"method": m, "metric": "overhead_ms_per_sample", "value": oh, "se": oh_se, **common})
             print(f"{task:12s} {m:14s} {metric} {v:10.3f} +- {se:7.3f}   overhead {oh:8.1f} ms/sample", flush=True)
@@ -154,7 +156,12 @@ def summarise(name: str, tasks: list[str], methods: list[str], seeds: int, budge
             a = np.mean([run_one(task, "lamcts-turbo", s, budget, bench_options, sign, batch)["overhead_ms_per_sample"] for s in range(seeds)])
             b = np.mean([run_one(task, "turbo", s, budget, bench_options, sign, batch)["overhead_ms_per_sample"] for s in range(seeds)])
             ratios[task] = {"lamcts_turbo_over_turbo_overhead": a / b, "lamcts_turbo_ms_per_sample": a}
-    write_results(name, rows, extra={"claims": claims, "overhead_ratios": ratios, "methods": {m: METHODS[m] for m in methods},
+    boxes = {}
+    for task in tasks:
+        if task.split("-")[0] in FUNCTIONS:
+            spec = FUNCTIONS[task.split("-")[0]]
+            boxes[task] = [spec.lower, spec.upper]
+    write_results(name, rows, extra={"boxes": boxes, "claims": claims, "overhead_ratios": ratios, "methods": {m: METHODS[m] for m in methods},
                                      "scale": {"tasks": tasks, "budget": budget, "seeds": seeds, "batch": batch, "batched_methods": [m for m in methods if batched(m, batch)]}, **(extra or {})})
     plot_curves(curves, tasks, methods, RESULTS_DIR / f"{name}.png", metric, log_y=sign < 0)
     print(json.dumps({"claims": claims, "overhead_ratios": ratios}, indent=1))

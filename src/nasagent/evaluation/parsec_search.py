@@ -58,6 +58,7 @@ from nasagent.evaluation.oneshot import Epoch, run_epochs
 from nasagent.evaluation.parsec_distribution import CellDistribution
 from nasagent.evaluation.recipes import PARSEC_CIFAR10, PARSEC_FINETUNE, PARSEC_IMAGENET
 from nasagent.evaluation.train import (
+    MixedPrecision,
     TrainingDiverged,
     TrainSettings,
     _atomic_save,
@@ -102,7 +103,7 @@ class ParsecSearch:
                  weighting: str = "batch", temperature: float = 1.0, estimator: str = "importance", baseline_decay: float = 0.9,
                  exclude_duplicates: bool = False, init_std: float = 0.0, search_fraction: float = 0.5,
                  min_weight: float = 0.0, monitor: bool = True, device: str = "auto", C: int = 16, layers: int = 8, stage: str | None = None,
-                 aux_weight: float = 0.0, cutout: int = 0):
+                 aux_weight: float = 0.0, cutout: int = 0, amp: bool = False):
         from nasagent.registry import make_space
 
         self.space = make_space(space) if isinstance(space, str) else space
@@ -123,7 +124,8 @@ class ParsecSearch:
         self.K, self.seed = int(K), int(seed)
         self.settings = TrainSettings(epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), min_lr=float(min_lr),
                                       momentum=float(momentum), nesterov=False, weight_decay=float(weight_decay),
-                                      grad_clip=grad_clip, aux_weight=float(aux_weight), cutout=int(cutout)).check()
+                                      grad_clip=grad_clip, aux_weight=float(aux_weight), cutout=int(cutout),
+                                      amp=bool(amp)).check()
         self.arch_lr, self.arch_betas, self.arch_weight_decay = float(arch_lr), tuple(arch_betas), float(arch_weight_decay)
         self.weighting, self.temperature, self.estimator = weighting, float(temperature), estimator
         self.baseline_decay = float(baseline_decay)
@@ -154,6 +156,7 @@ class ParsecSearch:
         self.net = DartsNetwork(region, num_classes=data.num_classes, in_channels=data.input_shape[0], affine=False,
                                 search=True, auxiliary=self.settings.aux_weight > 0, **self.sizes).to(self.device)
         self.optimizer = sgd(self.net.parameters(), self.settings)
+        self.amp = MixedPrecision(self.settings.amp, self.device)
         for z in self.dist.logits:
             z.data = z.data.to(self.device)
         self.arch_optimizer = torch.optim.Adam(self.dist.logits, lr=self.arch_lr, betas=self.arch_betas,
@@ -179,8 +182,8 @@ class ParsecSearch:
         """One Alg. 1 update; returns its statistics (``skipped`` names why a NaN step was not applied)."""
         torch = _torch()
         samples = self.dist.samples(self.rng, self.K)
-        with torch.no_grad():
-            ll = torch.stack([self._loglik(xs, ys, s) for s in samples])  # (K, B), one child alive at a time
+        with torch.no_grad(), self.amp.autocast():
+            ll = torch.stack([self._loglik(xs, ys, s).float() for s in samples])  # (K, B), one child alive at a time
         if not bool(torch.isfinite(ll).all()):
             return {"skipped": "non-finite search likelihood"}
         reward = ll.mean(1)
@@ -200,22 +203,25 @@ class ParsecSearch:
         for k, s in enumerate(samples):
             if float(w_v[k]) < self.min_weight:
                 continue  # a negligible child: its weighted gradient is (almost) zero, skip its passes
-            loss = recipe_loss(self.net, xt, yt, self.settings, self.dist.network_genotype(s))
+            with self.amp.autocast():
+                loss = recipe_loss(self.net, xt, yt, self.settings, self.dist.network_genotype(s))
             if not bool(torch.isfinite(loss)):
                 self.optimizer.zero_grad(set_to_none=True)
                 self.arch_optimizer.zero_grad(set_to_none=True)
                 return {"skipped": "non-finite training loss"}
-            (float(w_v[k]) * loss).backward()  # v: Σ ω̃_k ∇(−log p(y_t | α_k)); this child's graph is freed here
+            self.amp.backward(float(w_v[k]) * loss)  # v: Σ ω̃_k ∇(−log p(y_t | α_k)); this child's graph is freed here
             train_loss += float(w_v[k]) * float(loss.detach())
         (-(w_pi.detach() * self.dist.log_prob_many(samples)).sum()).backward()  # π: −Σ ω̃_k ∇ log p(α_k | π)
+        self.amp.unscale(self.optimizer)  # π's gradient is float32 and never scaled
         grads = [p.grad for p in self.net.parameters() if p.grad is not None] + [z.grad for z in self.dist.logits]
         if not all(bool(torch.isfinite(g).all()) for g in grads if g is not None):
             self.optimizer.zero_grad(set_to_none=True)
             self.arch_optimizer.zero_grad(set_to_none=True)
+            self.amp.skip()
             return {"skipped": "non-finite gradient"}
         if self.settings.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.settings.grad_clip)
-        self.optimizer.step()
+        self.amp.step(self.optimizer)
         self.arch_optimizer.step()
         if self.estimator == "reinforce":
             r = float(reward.mean())
@@ -325,7 +331,7 @@ class ParsecSearch:
         torch = _torch()
         path.parent.mkdir(parents=True, exist_ok=True)
         _atomic_save({"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "pi": self.dist.state_dict(),
-                      "arch_optimizer": self.arch_optimizer.state_dict(), "epoch": self.epoch, "seconds": self.seconds,
+                      "arch_optimizer": self.arch_optimizer.state_dict(), "amp": self.amp.state_dict(), "epoch": self.epoch, "seconds": self.seconds,
                       "history": self.history, "baseline": self.baseline, "rng": self.rng.bit_generator.state,
                       "torch_rng": torch.get_rng_state(), "config": self.config()}, path)
 
@@ -337,6 +343,7 @@ class ParsecSearch:
             self.optimizer.load_state_dict(st["optimizer"])
             self.dist.load_state_dict(st["pi"])
             self.arch_optimizer.load_state_dict(st["arch_optimizer"])
+            self.amp.load_state_dict(st.get("amp"))
             self.rng.bit_generator.state = st["rng"]
             torch.set_rng_state(st["torch_rng"])
         except (OSError, RuntimeError, KeyError, EOFError) as e:

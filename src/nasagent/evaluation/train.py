@@ -82,6 +82,7 @@ class TrainSettings:
     lr_decay: float | None = None  # lr * lr_decay**epoch instead of the cosine schedule (DARTS' ImageNet recipe: 0.97)
     sgdr_period: int | None = None  # cosine with warm restarts: first period (AlphaX: 10 epochs)
     sgdr_mult: int = 2  # each period this many times the previous one
+    amp: bool = False  # automatic mixed precision: float16 with loss scaling on CUDA, bfloat16 elsewhere
 
     def check(self) -> TrainSettings:
         if int(self.epochs) < 1:
@@ -204,6 +205,46 @@ def cutout(x, size: int, rng: np.random.Generator):
     return x * torch.from_numpy(keep).to(device=x.device, dtype=x.dtype)[:, None]
 
 
+class MixedPrecision:
+    """``amp``: forward passes under autocast, float16 with a gradient scaler on CUDA (fp16 gradients underflow
+    without it) and bfloat16 elsewhere (same exponent range as float32: no scaler needed). Off, every method is the
+    plain float32 step, so one training loop serves both."""
+
+    def __init__(self, enabled: bool, device):
+        torch = _torch()
+        self.enabled = bool(enabled)
+        device = torch.device(device)
+        self.device_type = device.type
+        self.dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.enabled and device.type == "cuda")
+
+    def autocast(self):
+        return _torch().autocast(self.device_type, dtype=self.dtype, enabled=self.enabled)
+
+    def backward(self, loss) -> None:
+        self.scaler.scale(loss).backward()
+
+    def unscale(self, optimizer) -> None:
+        """Bring gradients back to their true size (before clipping or inspecting them)."""
+        self.scaler.unscale_(optimizer)
+
+    def step(self, optimizer) -> None:
+        self.scaler.step(optimizer)  # skips the update when the scaled gradients overflowed
+        self.scaler.update()
+
+    def skip(self) -> None:
+        """An unscaled step found non-finite gradients and is dropped: lower the scale as a skipped step would."""
+        if self.scaler.is_enabled():
+            self.scaler.update()
+
+    def state_dict(self) -> dict:
+        return self.scaler.state_dict()
+
+    def load_state_dict(self, state: dict | None) -> None:
+        if state and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state)
+
+
 def recipe_loss(model, x, y, settings: TrainSettings, *args):
     """The training loss under ``settings``: cross-entropy (with ``label_smoothing``) of ``model(x, *args)``,
     plus ``aux_weight`` times that of the auxiliary head (stand-alone training and PARSEC's weight update)."""
@@ -278,6 +319,7 @@ def train_model(model, data: Dataset, settings: TrainSettings, seed: int, device
     settings.check_model(model)
     model.to(device)
     opt = sgd(model.parameters(), settings)
+    amp = MixedPrecision(settings.amp, device)
     epochs = int(settings.epochs)
     start_epoch, curve, elapsed, last_loss = 0, [], 0.0, float("nan")
     if checkpoint is not None and checkpoint.exists():
@@ -285,6 +327,7 @@ def train_model(model, data: Dataset, settings: TrainSettings, seed: int, device
             ck = torch.load(checkpoint, map_location=device, weights_only=False)
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
+            amp.load_state_dict(ck.get("amp"))
             start_epoch, curve, elapsed, last_loss = ck["epoch"], list(ck["curve"]), ck["elapsed"], ck["loss"]
         except (OSError, RuntimeError, KeyError, EOFError) as e:
             raise NasagentError(f"checkpoint {checkpoint} cannot be read ({e}); delete it to start this evaluation over") from None
@@ -310,12 +353,14 @@ def train_model(model, data: Dataset, settings: TrainSettings, seed: int, device
             def one_step(ib=ib, cut_rng=cut_rng):
                 opt.zero_grad(set_to_none=True)
                 xb = cutout(xtr[ib], int(settings.cutout), cut_rng) if settings.cutout else xtr[ib]
-                loss = recipe_loss(model, xb, ytr[ib], settings)
-                loss.backward()
+                with amp.autocast():
+                    loss = recipe_loss(model, xb, ytr[ib], settings)
+                amp.backward(loss)
                 if settings.grad_clip:
+                    amp.unscale(opt)
                     torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-                opt.step()
-                return loss.detach()
+                amp.step(opt)
+                return loss.detach().float()
 
             if measure_memory and step == 1 and "peak_memory_mb" not in extras:
                 loss, extras = _measured(one_step, device)
@@ -327,7 +372,7 @@ def train_model(model, data: Dataset, settings: TrainSettings, seed: int, device
         curve.append(accuracy(model, data.x_val, data.y_val, device))
         seconds = elapsed + time.perf_counter() - t0
         if checkpoint is not None:
-            _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1, "curve": curve,
+            _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "amp": amp.state_dict(), "epoch": epoch + 1, "curve": curve,
                           "elapsed": seconds, "loss": last_loss}, checkpoint)
         if epoch + 1 < epochs and settings.max_seconds is not None and seconds >= settings.max_seconds:
             stop_reason = f"time budget of {settings.max_seconds:g} s reached after {epoch + 1} epoch(s)"
@@ -441,6 +486,7 @@ class TrainingBenchmark(Benchmark):
         lr_decay: float | None = None,
         sgdr_period: int | None = None,
         sgdr_mult: int = 2,
+        amp: bool = False,
         inherit: str = "hint",
         inherit_epochs: int | None = None,
         max_parent_distance: int | None = None,
@@ -481,7 +527,7 @@ class TrainingBenchmark(Benchmark):
                                       grad_clip=grad_clip, max_seconds=max_seconds, curve_stop=bool(curve_stop),
                                       cutout=int(cutout), aux_weight=float(aux_weight), drop_path=float(drop_path),
                                       label_smoothing=float(label_smoothing), lr_decay=lr_decay, sgdr_period=sgdr_period,
-                                      sgdr_mult=int(sgdr_mult)).check()
+                                      sgdr_mult=int(sgdr_mult), amp=bool(amp)).check()
         if self.settings.aux_weight > 0:
             from nasagent.evaluation.networks import EXTRA_OPTIONS
 
