@@ -57,7 +57,11 @@ class _Relaxation:
             self.region = region if region is not None else full_region(OPS)
         else:
             from nasagent.evaluation.networks.darts import full_cell_region
-            from nasagent.spaces.darts import ALL_OPS
+            from nasagent.spaces.darts import ALL_OPS, N_NODES
+
+            if getattr(self.space, "n_nodes", N_NODES) != N_NODES:
+                raise NasagentError(f"the DARTS relaxation is built for DARTS' {N_NODES}-node cell, not {self.space.n_nodes} "
+                                    "nodes; use PARSEC or a supernet for other cell sizes")
 
             self.ops = ALL_OPS
             self.region = region if region is not None else {k: full_cell_region(ALL_OPS) for k in self.kinds}

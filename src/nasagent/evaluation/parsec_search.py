@@ -67,7 +67,6 @@ from nasagent.evaluation.train import (
     recipe_loss,
     sgd,
 )
-from nasagent.spaces.darts import OPS
 
 WEIGHTINGS = ("batch", "example", "mean")
 ESTIMATORS = ("importance", "reinforce")
@@ -135,7 +134,8 @@ class ParsecSearch:
         self.device = pick_device(device)
         self.sizes = {"C": int(C), "layers": int(layers)}
         self.stage = stage or self.stage
-        self.dist = CellDistribution(OPS, exclude_duplicates=exclude_duplicates, init_std=init_std, seed=self.seed)
+        self.dist = CellDistribution(self.space.ops, n_nodes=self.space.n_nodes, exclude_duplicates=exclude_duplicates,
+                                     init_std=init_std, seed=self.seed)
         self.net = None
         self.epoch = 0
         self.seconds = 0.0
@@ -152,7 +152,7 @@ class ParsecSearch:
 
         torch.manual_seed(self.seed)
         self.data = data
-        region = {k: full_cell_region(OPS) for k in ("normal", "reduce")}
+        region = {k: full_cell_region(self.space.ops, self.space.n_nodes) for k in ("normal", "reduce")}
         self.net = DartsNetwork(region, num_classes=data.num_classes, in_channels=data.input_shape[0], affine=False,
                                 search=True, auxiliary=self.settings.aux_weight > 0, **self.sizes).to(self.device)
         self.optimizer = sgd(self.net.parameters(), self.settings)

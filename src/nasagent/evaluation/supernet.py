@@ -111,15 +111,15 @@ class DartsRegions(RegionAdapter):
     def full_region(self):
         from nasagent.evaluation.networks.darts import full_cell_region
 
-        return {kind: full_cell_region(self.space.ops) for kind in ("normal", "reduce")}
+        return {kind: full_cell_region(self.space.ops, self.space.n_nodes) for kind in ("normal", "reduce")}
 
     def sample(self, region, rng):
-        from nasagent.spaces.darts import N_NODES, DartsGenotype, _canonical
+        from nasagent.spaces.darts import DartsGenotype, _canonical
 
         cells = []
         for kind in ("normal", "reduce"):
             out = []
-            for node in range(N_NODES):
+            for node in range(self.space.n_nodes):
                 inputs = [j for j in range(node + 2) if region[kind].get((node, j))]
                 pick = rng.choice(len(inputs), size=2, replace=False)
                 for p in pick:

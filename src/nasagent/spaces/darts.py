@@ -1,7 +1,8 @@
 """DARTS cell space: a normal and a reduction cell, each with 4 intermediate nodes of 2 inputs.
 
 Node ``i`` (0..3, DARTS' nodes 2..5) picks two *distinct* inputs among the cell inputs (0, 1) and earlier
-nodes, each with one op. The text form is the DARTS genotype string
+nodes, each with one op. ``DartsSpace(n_nodes=N, ops=[...])`` makes cells of another size or op list (PARSEC's
+configurable space); the default is DARTS' 4 nodes and 7 ops. The text form is the DARTS genotype string
 ``Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], reduce=[...], reduce_concat=[...])``.
 The two inputs of a node are unordered, so the key sorts them.
 """
@@ -46,27 +47,59 @@ class DartsGenotype:
 
 def _canonical(cell: tuple[Edge, ...]) -> tuple[Edge, ...]:
     out: list[Edge] = []
-    for i in range(N_NODES):
+    for i in range(len(cell) // 2):
         a, b = cell[2 * i], cell[2 * i + 1]
         out += sorted([a, b], key=lambda e: (e[1], e[0]))
     return tuple(out)
 
 
 class DartsSpace(Space):
-    """``include_none`` adds DARTS' 8th op ("none") to the choices (the supernet's view)."""
+    """``include_none`` adds DARTS' 8th op ("none") to the choices (the supernet's view). ``n_nodes`` intermediate
+    nodes per cell (DARTS: 4) and ``ops``, a list of DARTS op names (default: the 7 of a derived cell), shape
+    other cell spaces; the stand-alone network, the supernet, PARSEC and the graph predictor take them, the DARTS
+    relaxation keeps DARTS' 4-node cell."""
 
     name = "darts"
 
-    def __init__(self, include_none: bool = False):
-        self.ops = ALL_OPS if include_none else OPS
+    def __init__(self, include_none: bool = False, n_nodes: int = N_NODES, ops=None):
+        if ops is None:
+            ops = ALL_OPS if include_none else OPS
+        elif isinstance(ops, str):
+            ops = [o.strip() for o in ops.split(",") if o.strip()]
+        ops = tuple(ops)
+        unknown = [o for o in ops if o not in ALL_OPS]
+        if unknown or not ops or len(set(ops)) != len(ops):
+            raise NasagentError(f"DARTS ops must be distinct names from {', '.join(ALL_OPS)}; got {list(ops)}")
+        if not (isinstance(n_nodes, (int, np.integer)) and not isinstance(n_nodes, bool) and n_nodes >= 1):
+            raise NasagentError(f"a DARTS cell needs n_nodes >= 1 intermediate nodes, got {n_nodes!r}")
+        self.ops = ops
+        self.n_nodes = int(n_nodes)
+        self.slots = 2 * self.n_nodes
         self._op_index = {op: i for i, op in enumerate(self.ops)}
+
+    @classmethod
+    def for_genotype(cls, arch) -> DartsSpace:
+        """The space a genotype (object or string) belongs to: its node count, and "none" among the ops if used."""
+        if isinstance(arch, str):
+            m = re.search(r"normal_concat\s*=\s*(\[[^\]]*\]|range\(\s*2\s*,\s*(\d+)\s*\))", arch)
+            if not m:
+                return cls(include_none="'none'" in arch or '"none"' in arch)
+            n = int(m[2]) - 2 if m[2] else len([t for t in m[1].strip("[]").split(",") if t.strip()])
+            return cls(include_none="'none'" in arch or '"none"' in arch, n_nodes=max(1, n))
+        uses_none = any(op == "none" for kind in CELL_TYPES for op, _ in arch.cell(kind))
+        return cls(include_none=uses_none, n_nodes=max(1, len(arch.normal) // 2))
+
+    @property
+    def is_standard(self) -> bool:
+        """DARTS' own cell (4 nodes; 7 ops, or 8 with "none"): what the relaxation and the supernet build."""
+        return self.n_nodes == N_NODES and self.ops in (OPS, ALL_OPS)
 
     # -- text ----------------------------------------------------------------------------------------
     def format(self, arch: DartsGenotype) -> str:
         def cell(c):
             return "[" + ", ".join(f"({op!r}, {j})" for op, j in c) + "]"
 
-        concat = list(range(2, 2 + N_NODES))
+        concat = list(range(2, 2 + self.n_nodes))
         return f"Genotype(normal={cell(arch.normal)}, normal_concat={concat}, reduce={cell(arch.reduce)}, reduce_concat={concat})"
 
     def parse(self, text: str) -> DartsGenotype:
@@ -74,7 +107,7 @@ class DartsSpace(Space):
         m = re.fullmatch(r"Genotype\((.*)\)", s, flags=re.S)
         if not m:
             raise NasagentError(f"malformed DARTS genotype {text!r}: expected 'Genotype(normal=[...], reduce=[...], ...)'")
-        body = m.group(1).replace("range(2, 6)", "[2, 3, 4, 5]")
+        body = re.sub(r"range\(\s*(\d+)\s*,\s*(\d+)\s*\)", lambda r: str(list(range(int(r[1]), int(r[2])))), m.group(1))
         try:
             fields = _parse_fields(body)
         except (ValueError, SyntaxError) as e:
@@ -82,15 +115,16 @@ class DartsSpace(Space):
         for kind in CELL_TYPES:
             if kind not in fields:
                 raise NasagentError(f"malformed DARTS genotype: missing {kind}=[...]")
-            concat = fields.get(f"{kind}_concat", [2, 3, 4, 5])
-            if list(concat) != [2, 3, 4, 5]:
-                raise NasagentError(f"DARTS {kind}_concat must be [2, 3, 4, 5], got {list(concat)}")
+            want = list(range(2, 2 + self.n_nodes))
+            concat = fields.get(f"{kind}_concat", want)
+            if list(concat) != want:
+                raise NasagentError(f"DARTS {kind}_concat must be {want} for {self.n_nodes} nodes, got {list(concat)}")
         return DartsGenotype(self._check_cell(fields["normal"], "normal"), self._check_cell(fields["reduce"], "reduce"))
 
     def _check_cell(self, cell, kind: str) -> tuple[Edge, ...]:
         cell = list(cell)
-        if len(cell) != SLOTS:
-            raise NasagentError(f"DARTS {kind} cell needs {SLOTS} (op, input) pairs, got {len(cell)}")
+        if len(cell) != self.slots:
+            raise NasagentError(f"DARTS {kind} cell needs {self.slots} (op, input) pairs ({self.n_nodes} nodes x 2), got {len(cell)}")
         out = []
         for k, edge in enumerate(cell):
             node = k // 2
@@ -104,7 +138,7 @@ class DartsSpace(Space):
             if not isinstance(j, int) or not 0 <= j < node + 2:
                 raise NasagentError(f"DARTS {kind} node {node + 2} input {j!r} must be in 0..{node + 1}")
             out.append((op, j))
-        for node in range(N_NODES):
+        for node in range(self.n_nodes):
             if out[2 * node][1] == out[2 * node + 1][1]:
                 raise NasagentError(f"DARTS {kind} node {node + 2} takes input {out[2 * node][1]} twice; inputs must differ")
         return _canonical(tuple(out))
@@ -117,7 +151,7 @@ class DartsSpace(Space):
     # -- sampling / encoding -------------------------------------------------------------------------
     def _sample_cell(self, rng) -> tuple[Edge, ...]:
         out = []
-        for node in range(N_NODES):
+        for node in range(self.n_nodes):
             ins = rng.choice(node + 2, size=2, replace=False)
             for j in ins:
                 out.append((self.ops[int(rng.integers(len(self.ops)))], int(j)))
@@ -128,8 +162,8 @@ class DartsSpace(Space):
 
     def encode(self, arch: DartsGenotype) -> np.ndarray:
         """Per cell, per node, per possible input: a one-hot of the op on that edge (order-invariant)."""
-        n_in = N_NODES + 1
-        v = np.zeros((2, N_NODES, n_in, len(self.ops)))
+        n_in = self.n_nodes + 1
+        v = np.zeros((2, self.n_nodes, n_in, len(self.ops)))
         for c, kind in enumerate(CELL_TYPES):
             for k, (op, j) in enumerate(arch.cell(kind)):
                 v[c, k // 2, j, self._op_index[op]] = 1.0
@@ -155,20 +189,20 @@ class DartsSpace(Space):
 
     def size(self) -> int:
         per_cell = 1
-        for node in range(N_NODES):
+        for node in range(self.n_nodes):
             k = node + 2
             per_cell *= k * (k - 1) // 2 * len(self.ops) ** 2
         return per_cell**2
 
-    # -- sequential: fill the 16 (op, input) slots, normal cell first --------------------------------
+    # -- sequential: fill the 2 x 2N (op, input) slots (16 for DARTS), normal cell first ----------------
     def root(self) -> tuple:
         return ()
 
     def actions(self, state: tuple) -> list[Edge]:
         s = len(state)
-        if s >= 2 * SLOTS:
+        if s >= 2 * self.slots:
             return []
-        node = (s % SLOTS) // 2
+        node = (s % self.slots) // 2
         taken = state[-1][1] if s % 2 == 1 else None
         return [(op, j) for j in range(node + 2) if j != taken for op in self.ops]
 
@@ -178,10 +212,10 @@ class DartsSpace(Space):
         return state + (tuple(action),)
 
     def is_terminal(self, state: tuple) -> bool:
-        return len(state) == 2 * SLOTS
+        return len(state) == 2 * self.slots
 
     def to_arch(self, state: tuple) -> DartsGenotype:
-        return DartsGenotype(_canonical(state[:SLOTS]), _canonical(state[SLOTS:]))
+        return DartsGenotype(_canonical(state[: self.slots]), _canonical(state[self.slots :]))
 
 
 def _parse_fields(body: str) -> dict:

@@ -35,11 +35,9 @@ def infer_space(arch, space: str | None = None):
     from nasagent.spaces.darts import DartsGenotype
 
     if isinstance(arch, DartsGenotype) or (isinstance(arch, str) and arch.strip().startswith("Genotype(")):
-        sp = make_space("darts")
-        if isinstance(arch, DartsGenotype) and any(op == "none" for kind in ("normal", "reduce") for op, _ in arch.cell(kind)):
-            from nasagent.spaces.darts import DartsSpace
+        from nasagent.spaces.darts import DartsSpace
 
-            sp = DartsSpace(include_none=True)
+        sp = DartsSpace.for_genotype(arch)  # DARTS' 4-node cell, or another node count (PARSEC's configurable space)
         return sp, sp.validate(arch)
     if isinstance(arch, str) and "~0|" in arch or (isinstance(arch, tuple) and len(arch) == 6 and all(isinstance(o, str) for o in arch)):
         sp = make_space("nb201")

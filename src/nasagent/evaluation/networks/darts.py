@@ -1,6 +1,7 @@
 """The DARTS network: a stem, then ``layers`` cells with reduction cells at 1/3 and 2/3 of the depth.
 
-Each cell takes the outputs of the two previous cells, has 4 intermediate nodes and concatenates them. As in
+Each cell takes the outputs of the two previous cells, has N intermediate nodes (DARTS: 4; read off the
+region, so a ``DartsSpace(n_nodes=...)`` genotype builds too) and concatenates them. As in
 ``nb201.py``, a cell is built on a *region*: for each compound edge (node, input) the ops allowed there. A
 genotype's region holds its 8 chosen edges with one op each; the supernet's holds all 14 edges with every op.
 Parameters are named ``cells.<i>.edges.<node>_<input>.<op>...`` so weights move by name between supernet,
@@ -29,8 +30,14 @@ from torch import nn
 from nasagent.evaluation.networks.ops import AuxiliaryHead, FactorizedReduce, ReLUConvBN, Zero, darts_op, drop_path
 from nasagent.spaces.darts import ALL_OPS, CELL_TYPES, N_NODES, DartsGenotype
 
-#: the 14 compound edges of a DARTS cell, in DARTS' order: node 0 (inputs 0, 1), node 1 (0, 1, 2), ...
-EDGE_LIST = tuple((node, j) for node in range(N_NODES) for j in range(node + 2))
+
+def edge_list(n_nodes: int = N_NODES) -> tuple:
+    """The compound edges of a cell in DARTS' order: node 0 (inputs 0, 1), node 1 (0, 1, 2), ..."""
+    return tuple((node, j) for node in range(n_nodes) for j in range(node + 2))
+
+
+#: the 14 compound edges of DARTS' 4-node cell
+EDGE_LIST = edge_list(N_NODES)
 EDGE_INDEX = {e: k for k, e in enumerate(EDGE_LIST)}
 
 CellRegion = dict  # {(node, input): tuple of op names}
@@ -39,8 +46,8 @@ CellRegion = dict  # {(node, input): tuple of op names}
 STEMS = ("cifar", "imagenet")
 
 
-def full_cell_region(ops=ALL_OPS) -> CellRegion:
-    return {e: tuple(ops) for e in EDGE_LIST}
+def full_cell_region(ops=ALL_OPS, n_nodes: int = N_NODES) -> CellRegion:
+    return {e: tuple(ops) for e in edge_list(n_nodes)}
 
 
 def genotype_region(arch: DartsGenotype) -> dict[str, CellRegion]:
@@ -66,6 +73,7 @@ class DartsCell(nn.Module):
         super().__init__()
         self.reduction = reduction
         self.region = {e: tuple(ops) for e, ops in region.items()}
+        self.n_nodes = 1 + max(node for node, _ in self.region)  # intermediate nodes: their outputs are concatenated
         self.pre0 = FactorizedReduce(c_pp, c, affine=affine) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0, affine=affine)
         self.pre1 = ReLUConvBN(c_p, c, 1, 1, 0, affine=affine)
         self.edges = nn.ModuleDict()
@@ -86,7 +94,7 @@ class DartsCell(nn.Module):
 
     def forward(self, s0, s1, cell=None, weights=None, drop_prob: float = 0.0):
         states = [self.pre0(s0), self.pre1(s1)]
-        for node in range(N_NODES):
+        for node in range(self.n_nodes):
             total = None
             if weights is not None:
                 for j in range(node + 2):
@@ -151,7 +159,7 @@ class DartsNetwork(nn.Module):
             kind = "reduce" if reduction else "normal"
             self.cells.append(DartsCell(self.regions[kind], c_pp, c_p, c_curr, reduction, reduction_prev, affine, search))
             reduction_prev = reduction
-            c_pp, c_p = c_p, N_NODES * c_curr
+            c_pp, c_p = c_p, self.cells[-1].n_nodes * c_curr
             if i == self.aux_at:
                 self.auxiliary_head = AuxiliaryHead(c_p, num_classes)
         self.pool = nn.AdaptiveAvgPool2d(1)

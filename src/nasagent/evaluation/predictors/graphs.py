@@ -101,21 +101,22 @@ def darts_graph(arch) -> tuple[np.ndarray, list[str]]:
     c_{k-1} for j = 0, 1, else sum node j-2) that feeds sum node i; the 4 sum nodes feed the output (concat).
     Labels carry the cell type (``normal:sep_conv_3x3``, ``reduce:add``...) so the two cells stay distinct.
     """
-    from nasagent.spaces.darts import CELL_TYPES, N_NODES
+    from nasagent.spaces.darts import CELL_TYPES
 
     blocks, labels = [], []
     for kind in CELL_TYPES:
         cell = arch.cell(kind)
-        n = 2 + len(cell) + N_NODES + 1
+        n_nodes = len(cell) // 2  # 4 in DARTS' space; DartsSpace(n_nodes=...) makes others
+        n = 2 + len(cell) + n_nodes + 1
         adj = np.zeros((n, n), np.int8)
-        lab = [f"{kind}:input", f"{kind}:input"] + [f"{kind}:{op}" for op, _ in cell] + [f"{kind}:add"] * N_NODES
+        lab = [f"{kind}:input", f"{kind}:input"] + [f"{kind}:{op}" for op, _ in cell] + [f"{kind}:add"] * n_nodes
         lab.append(f"{kind}:output")
         first_sum = 2 + len(cell)
         for k, (_, j) in enumerate(cell):
             src = j if j < 2 else first_sum + (j - 2)
             adj[src, 2 + k] = 1
             adj[2 + k, first_sum + k // 2] = 1
-        adj[first_sum : first_sum + N_NODES, n - 1] = 1
+        adj[first_sum : first_sum + n_nodes, n - 1] = 1
         blocks.append(adj)
         labels += lab
     total = sum(len(b) for b in blocks)
