@@ -1,0 +1,112 @@
+"""Per-seed views of AlphaX on the embedded NB201 CIFAR-10 table (issue 4; brief §9: best-so-far curves and
+samples-to-optimum box plots), next to random search, regularized evolution and local search on the same seeds.
+
+``alphax_nb201.py`` reports means and medians; this script shows the spread behind them. Runs share its cache
+(benchmarks/cache/alphax/, same tags), so either script reuses the other's runs. Every run stops at the
+global optimum (regret 0 from there on); AlphaX variants stop at ``--cap`` (censored, drawn at the cap).
+
+Writes benchmarks/results/alphax_nb201_curves.json (per method: samples to optimum as quartiles and the
+per-seed values; regret at 50/100/200/500 as median and quartiles) and .png (left: median best-so-far regret
+with the interquartile band; right: box plots of samples to optimum, log scale).
+
+    python benchmarks/alphax_nb201_curves.py --seeds 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from alphax_common import regret_at, set_threads  # noqa: E402
+from alphax_nb201 import run  # noqa: E402
+
+from nasagent.registry import make_benchmark  # noqa: E402
+from nasagent.report.results import RESULTS_DIR, machine_info, write_results  # noqa: E402
+
+METHODS = ("random", "evolution", "local-search", "alphax", "alphax-gp")
+CHECKPOINTS = (50, 100, 200, 500)
+
+
+def regret_curve(trace, optimum: float, horizon: int) -> np.ndarray:
+    """Best-so-far regret after each of the first ``horizon`` samples (0 after the optimum was found)."""
+    out = np.full(horizon, np.nan)
+    for s, v in trace:  # the trace lists each new best, in order: later entries overwrite the tail
+        if s <= horizon:
+            out[s - 1 :] = optimum - v
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=30)
+    ap.add_argument("--cap", type=int, default=1000, help="sample cap of the AlphaX variants (the baselines run to the optimum)")
+    ap.add_argument("--horizon", type=int, default=500, help="samples shown in the best-so-far panel")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    args = ap.parse_args()
+    set_threads()
+    bench = make_benchmark("nb201")
+    optimum, _ = bench.optimum(bench.objective())
+    size = bench.space.size()
+    rows, curves, sto = [], {}, {}
+    for m in args.methods.split(","):
+        cap = args.cap if m.startswith("alphax") else size
+        runs = [run("nb201", m, s, cap) for s in range(args.seeds)]
+        values = np.array([r["samples_to_optimum"] or cap for r in runs], dtype=float)
+        censored = int(sum(r["samples_to_optimum"] is None for r in runs))
+        sto[m] = (values, censored, cap)
+        q1, med, q3 = np.percentile(values, [25, 50, 75])
+        common = {"task": "nb201/cifar10", "n_seeds": args.seeds, "budget": cap, "censored": censored}
+        rows.append({"method": m, "metric": "samples_to_optimum_median", "value": float(med), "q1": float(q1), "q3": float(q3),
+                     "per_seed": values.tolist(), **common})
+        for n in CHECKPOINTS:
+            reg = np.array([0.0 if (r["samples_to_optimum"] or np.inf) <= n else regret_at(r["trace"], optimum, n) for r in runs])
+            a, b, c = np.percentile(reg, [25, 50, 75])
+            rows.append({"method": m, "metric": f"regret_at_{n}", "value": float(b), "q1": float(a), "q3": float(c), **common})
+        curve = np.array([regret_curve(r["trace"], optimum, args.horizon) for r in runs])
+        for i, r in enumerate(runs):  # after the optimum the regret stays 0
+            if r["samples_to_optimum"] is not None and r["samples_to_optimum"] <= args.horizon:
+                curve[i, r["samples_to_optimum"] - 1 :] = 0.0
+        curves[m] = curve
+        print(f"{m:14s} samples to optimum median {med:7.1f} [IQR {q1:.0f}-{q3:.0f}] censored {censored}; "
+              f"regret@100 median {np.median(curve[:, 99]):.3f}", flush=True)
+    write_results("alphax_nb201_curves", rows, machine=machine_info(threads=1),
+                  extra={"note": "medians and quartiles over seeds 0..S-1; AlphaX variants capped at --cap (censored counted at the cap)",
+                         "horizon": args.horizon})
+    plot(curves, sto, RESULTS_DIR / "alphax_nb201_curves.png", args.horizon)
+
+
+def plot(curves: dict, sto: dict, path: Path, horizon: int) -> None:
+    from nasagent.report.plots import _plt
+
+    plt = _plt()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.4), dpi=100)
+    x = np.arange(1, horizon + 1)
+    for m, c in curves.items():
+        q1, med, q3 = np.nanpercentile(c, [25, 50, 75], axis=0)
+        ax.plot(x, med, lw=1.6, label=m)
+        ax.fill_between(x, q1, q3, alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=0.1)  # linear near 0, where the late search happens
+    ax.set_xlabel("samples")
+    ax.set_ylabel("best-so-far regret (accuracy points)")
+    ax.set_title("NB201 CIFAR-10: median regret, interquartile band")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    names = list(sto)
+    bx.boxplot([sto[m][0] for m in names], showfliers=True)
+    bx.set_xticks(range(1, len(names) + 1), [f"{m}\n({sto[m][1]} censored)" if sto[m][1] else m for m in names], fontsize=8)
+    bx.set_yscale("log")
+    bx.set_ylabel("samples to the global optimum")
+    bx.set_title(f"per seed ({len(next(iter(sto.values()))[0])} seeds)")
+    bx.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
