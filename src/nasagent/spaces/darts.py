@@ -89,11 +89,6 @@ class DartsSpace(Space):
         uses_none = any(op == "none" for kind in CELL_TYPES for op, _ in arch.cell(kind))
         return cls(include_none=uses_none, n_nodes=max(1, len(arch.normal) // 2))
 
-    @property
-    def is_standard(self) -> bool:
-        """DARTS' own cell (4 nodes; 7 ops, or 8 with "none"): what the relaxation and the supernet build."""
-        return self.n_nodes == N_NODES and self.ops in (OPS, ALL_OPS)
-
     # -- text ----------------------------------------------------------------------------------------
     def format(self, arch: DartsGenotype) -> str:
         def cell(c):
