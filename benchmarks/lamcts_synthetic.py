@@ -209,13 +209,15 @@ def plot_curves(curves, tasks, methods, path, ylabel: str, log_y: bool) -> None:
     nrows = (len(tasks) + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(5 * cols, 3.6 * nrows), dpi=100, squeeze=False)
     for ax, task in zip(axes.ravel(), tasks):
-        for m in methods:
+        palette = plt.get_cmap("tab20").colors  # more methods than the default 10-colour cycle
+        for i, m in enumerate(methods):
             c = curves[(task, m)]
             x = np.arange(1, c.shape[1] + 1)
             mu = c.mean(axis=0)
             se = c.std(axis=0, ddof=1) / np.sqrt(len(c)) if len(c) > 1 else np.zeros_like(mu)
-            ax.plot(x, mu, lw=1.5, label=m)
-            ax.fill_between(x, mu - se, mu + se, alpha=0.2)
+            colour = palette[(2 * i) % 20 + (2 * i) // 20 % 2]
+            ax.plot(x, mu, lw=1.5, label=m, color=colour, ls="-" if m.startswith("lamcts") else "--")
+            ax.fill_between(x, mu - se, mu + se, alpha=0.2, color=colour)
         if log_y:
             ax.set_yscale("log")
         ax.set_title(task)
