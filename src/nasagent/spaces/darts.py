@@ -81,13 +81,15 @@ class DartsSpace(Space):
     def for_genotype(cls, arch) -> DartsSpace:
         """The space a genotype (object or string) belongs to: its node count, and "none" among the ops if used."""
         if isinstance(arch, str):
-            m = re.search(r"normal_concat\s*=\s*(\[[^\]]*\]|range\(\s*2\s*,\s*(\d+)\s*\))", arch)
-            if not m:
-                return cls(include_none="'none'" in arch or '"none"' in arch)
-            n = int(m[2]) - 2 if m[2] else len([t for t in m[1].strip("[]").split(",") if t.strip()])
-            return cls(include_none="'none'" in arch or '"none"' in arch, n_nodes=max(1, n))
-        uses_none = any(op == "none" for kind in CELL_TYPES for op, _ in arch.cell(kind))
-        return cls(include_none=uses_none, n_nodes=max(1, len(arch.normal) // 2))
+            try:
+                fields = _genotype_fields(arch)
+            except NasagentError:
+                return cls()  # its validation then names what is malformed
+            cells = [list(fields.get(kind, ())) for kind in CELL_TYPES]
+        else:
+            cells = [arch.cell(kind) for kind in CELL_TYPES]
+        uses_none = any(isinstance(e, (tuple, list)) and len(e) == 2 and e[0] == "none" for cell in cells for e in cell)
+        return cls(include_none=uses_none, n_nodes=max(1, len(cells[0]) // 2))
 
     # -- text ----------------------------------------------------------------------------------------
     def format(self, arch: DartsGenotype) -> str:
@@ -98,15 +100,7 @@ class DartsSpace(Space):
         return f"Genotype(normal={cell(arch.normal)}, normal_concat={concat}, reduce={cell(arch.reduce)}, reduce_concat={concat})"
 
     def parse(self, text: str) -> DartsGenotype:
-        s = str(text).strip()
-        m = re.fullmatch(r"Genotype\((.*)\)", s, flags=re.S)
-        if not m:
-            raise NasagentError(f"malformed DARTS genotype {text!r}: expected 'Genotype(normal=[...], reduce=[...], ...)'")
-        body = re.sub(r"range\(\s*(\d+)\s*,\s*(\d+)\s*\)", lambda r: str(list(range(int(r[1]), int(r[2])))), m.group(1))
-        try:
-            fields = _parse_fields(body)
-        except (ValueError, SyntaxError) as e:
-            raise NasagentError(f"malformed DARTS genotype {text!r}: {e}") from None
+        fields = _genotype_fields(text)
         for kind in CELL_TYPES:
             if kind not in fields:
                 raise NasagentError(f"malformed DARTS genotype: missing {kind}=[...]")
@@ -211,6 +205,18 @@ class DartsSpace(Space):
 
     def to_arch(self, state: tuple) -> DartsGenotype:
         return DartsGenotype(_canonical(state[: self.slots]), _canonical(state[self.slots :]))
+
+
+def _genotype_fields(text: str) -> dict:
+    """The keyword fields of a ``Genotype(...)`` string (``range(a, b)`` read as its list)."""
+    m = re.fullmatch(r"Genotype\((.*)\)", str(text).strip(), flags=re.S)
+    if not m:
+        raise NasagentError(f"malformed DARTS genotype {text!r}: expected 'Genotype(normal=[...], reduce=[...], ...)'")
+    body = re.sub(r"range\(\s*(\d+)\s*,\s*(\d+)\s*\)", lambda r: str(list(range(int(r[1]), int(r[2])))), m.group(1))
+    try:
+        return _parse_fields(body)
+    except (ValueError, SyntaxError) as e:
+        raise NasagentError(f"malformed DARTS genotype {text!r}: {e}") from None
 
 
 def _parse_fields(body: str) -> dict:
