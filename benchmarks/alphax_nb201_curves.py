@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from alphax_common import regret_at, set_threads  # noqa: E402
+from alphax_common import set_threads  # noqa: E402
 from alphax_nb201 import run  # noqa: E402
 
 from nasagent.registry import make_benchmark  # noqa: E402
@@ -52,6 +52,7 @@ def main() -> None:
     optimum, _ = bench.optimum(bench.objective())
     size = bench.space.size()
     rows, curves, sto = [], {}, {}
+    length = max(args.horizon, *CHECKPOINTS)
     for m in args.methods.split(","):
         cap = args.cap if m.startswith("alphax") else size
         runs = [run("nb201", m, s, cap) for s in range(args.seeds)]
@@ -62,15 +63,13 @@ def main() -> None:
         common = {"task": "nb201/cifar10", "n_seeds": args.seeds, "budget": cap, "censored": censored}
         rows.append({"method": m, "metric": "samples_to_optimum_median", "value": float(med), "q1": float(q1), "q3": float(q3),
                      "per_seed": values.tolist(), **common})
+        # best-so-far regret per sample; once a run finds the optimum its trace holds the optimum's score, so the
+        # regret is 0 from there on (runs stop at the optimum)
+        curve = np.array([regret_curve(r["trace"], optimum, length) for r in runs])
         for n in CHECKPOINTS:
-            reg = np.array([0.0 if (r["samples_to_optimum"] or np.inf) <= n else regret_at(r["trace"], optimum, n) for r in runs])
-            a, b, c = np.percentile(reg, [25, 50, 75])
+            a, b, c = np.percentile(curve[:, n - 1], [25, 50, 75])
             rows.append({"method": m, "metric": f"regret_at_{n}", "value": float(b), "q1": float(a), "q3": float(c), **common})
-        curve = np.array([regret_curve(r["trace"], optimum, args.horizon) for r in runs])
-        for i, r in enumerate(runs):  # after the optimum the regret stays 0
-            if r["samples_to_optimum"] is not None and r["samples_to_optimum"] <= args.horizon:
-                curve[i, r["samples_to_optimum"] - 1 :] = 0.0
-        curves[m] = curve
+        curves[m] = curve[:, : args.horizon]
         print(f"{m:14s} samples to optimum median {med:7.1f} [IQR {q1:.0f}-{q3:.0f}] censored {censored}; "
               f"regret@100 median {np.median(curve[:, 99]):.3f}", flush=True)
     write_results("alphax_nb201_curves", rows, machine=machine_info(threads=1),
