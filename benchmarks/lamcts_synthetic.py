@@ -15,7 +15,8 @@ batch 10 allowed) goes to its own file::
 
 ``--budget``, ``--seeds``, ``--tasks``, ``--methods`` and ``--batch`` set the scale; ``--workers 2`` runs two at a time and the results file records
 what was run. Each (method, task, seed) is cached under benchmarks/cache/lamcts/. Writes
-benchmarks/results/<name>.json and .png (best-so-far curves with standard-error bands).
+benchmarks/results/<name>.json, <name>.png (best-so-far curves: median with the interquartile band) and
+<name>_cdf.png (the empirical CDF over seeds of the final best value).
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ def run_one(task: str, method: str, seed: int, budget: int, bench_options: dict 
     name, opts = METHODS[method]
     is_batched = batched(method, batch)
     tag = f"_b{batch}" if is_batched else ""
+    tag += "".join(f"_{k}-{v}" for k, v in sorted((bench_options or {}).items()))  # e.g. _obs_norm-running
     path = CACHE_DIR / "lamcts" / f"{task}_{method}_{seed}_{budget}{tag}.json"
     if path.exists():
         return json.loads(path.read_text())
@@ -198,33 +200,77 @@ def summarise(name: str, tasks: list[str], methods: list[str], seeds: int, budge
     write_results(name, rows, extra={"boxes": boxes, "claims": claims, "overhead_ratios": ratios, "methods": {m: METHODS[m] for m in methods},
                                      "scale": {"tasks": tasks, "budget": budget, "seeds": seeds, "batch": batch, "batched_methods": [m for m in methods if batched(m, batch)]}, **(extra or {})})
     plot_curves(curves, tasks, methods, RESULTS_DIR / f"{name}.png", metric, log_y=sign < 0)
+    plot_cdf(best, tasks, methods, RESULTS_DIR / f"{name}_cdf.png", metric, log_x=sign < 0)
     print(json.dumps({"claims": claims, "overhead_ratios": ratios}, indent=1))
 
 
-def plot_curves(curves, tasks, methods, path, ylabel: str, log_y: bool) -> None:
+def plot_curves(curves, tasks, methods, path, ylabel: str, log_y: bool, band: str = "iqr") -> None:
+    """Best-so-far curves per task: the median with the interquartile band (``band="iqr"``, the default) or the
+    mean with a standard-error band (``"se"``). LA-MCTS variants solid, peers dashed."""
     from nasagent.report.plots import _plt
 
     plt = _plt()
-    cols = min(len(tasks), 3)
-    nrows = (len(tasks) + cols - 1) // cols
-    fig, axes = plt.subplots(nrows, cols, figsize=(5 * cols, 3.6 * nrows), dpi=100, squeeze=False)
+    fig, axes = _grid(plt, len(tasks))
+    palette = plt.get_cmap("tab20").colors  # more methods than the default 10-colour cycle
     for ax, task in zip(axes.ravel(), tasks):
-        palette = plt.get_cmap("tab20").colors  # more methods than the default 10-colour cycle
         for i, m in enumerate(methods):
             c = curves[(task, m)]
             x = np.arange(1, c.shape[1] + 1)
-            mu = c.mean(axis=0)
-            se = c.std(axis=0, ddof=1) / np.sqrt(len(c)) if len(c) > 1 else np.zeros_like(mu)
-            colour = palette[(2 * i) % 20 + (2 * i) // 20 % 2]
-            ax.plot(x, mu, lw=1.5, label=m, color=colour, ls="-" if m.startswith("lamcts") else "--")
-            ax.fill_between(x, mu - se, mu + se, alpha=0.2, color=colour)
+            if band == "iqr":
+                lo, mid, hi = np.percentile(c, [25, 50, 75], axis=0)
+            else:
+                mid = c.mean(axis=0)
+                se = c.std(axis=0, ddof=1) / np.sqrt(len(c)) if len(c) > 1 else np.zeros_like(mid)
+                lo, hi = mid - se, mid + se
+            colour = _colour(palette, i)
+            ax.plot(x, mid, lw=1.5, label=m, color=colour, ls="-" if m.startswith("lamcts") else "--")
+            ax.fill_between(x, lo, hi, alpha=0.2, color=colour)
         if log_y:
             ax.set_yscale("log")
-        ax.set_title(task)
+        ax.set_title(f"{task} ({'median, interquartile band' if band == 'iqr' else 'mean +- se'})", fontsize=10)
         ax.set_xlabel("evaluations")
         ax.set_ylabel(f"best {ylabel} so far")
         ax.grid(alpha=0.3)
-    for ax in axes.ravel()[len(tasks):]:
+    _finish(plt, fig, axes, len(tasks), path)
+
+
+def plot_cdf(best, tasks, methods, path, ylabel: str, log_x: bool) -> None:
+    """Empirical CDF over seeds of the final best value, per task: the share of seeds at or below (minimised) or
+    at or above (maximised, drawn as 1 - CDF) each value, so a curve further left (or right) is better."""
+    from nasagent.report.plots import _plt
+
+    plt = _plt()
+    fig, axes = _grid(plt, len(tasks))
+    palette = plt.get_cmap("tab20").colors
+    for ax, task in zip(axes.ravel(), tasks):
+        for i, m in enumerate(methods):
+            v = np.sort(best[(task, m)])
+            k = np.arange(1, len(v) + 1)
+            share = np.r_[0.0, k / len(v)] if log_x else np.r_[1.0, (len(v) - k) / len(v)]  # rewards: >= value
+            ax.step(np.r_[v[0], v], share, where="post", label=m, color=_colour(palette, i),
+                    ls="-" if m.startswith("lamcts") else "--", lw=1.5)
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_title(task, fontsize=10)
+        ax.set_xlabel(f"final best {ylabel}")
+        ax.set_ylabel("share of seeds " + ("<= value" if log_x else ">= value"))
+        ax.grid(alpha=0.3)
+    _finish(plt, fig, axes, len(tasks), path)
+
+
+def _grid(plt, n: int):
+    cols = min(n, 3)
+    nrows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(5 * cols, 3.6 * nrows), dpi=100, squeeze=False)
+    return fig, axes
+
+
+def _colour(palette, i: int):
+    return palette[(2 * i) % 20 + (2 * i) // 20 % 2]  # the dark shades first, then the light ones
+
+
+def _finish(plt, fig, axes, n: int, path) -> None:
+    for ax in axes.ravel()[n:]:
         ax.axis("off")
     axes.ravel()[0].legend(fontsize=7)
     fig.tight_layout()

@@ -412,6 +412,50 @@ def test_gym_tasks_build_and_evaluate(task, dim):
         make_benchmark(task, episodes=0)
 
 
+def test_running_stats_match_numpy_on_batches():
+    from nasagent.benchmarks.control import RunningStats
+
+    data = np.random.default_rng(1).normal(3.0, 2.0, (57, 4))
+    stats = RunningStats(4)
+    for chunk in np.array_split(data, [1, 9, 30]):  # uneven batches, one of a single row
+        stats.push(chunk)
+    assert stats.n == 57
+    assert np.allclose(stats.mean, data.mean(axis=0)) and np.allclose(stats.std, data.std(axis=0, ddof=1))
+    assert np.array_equal(RunningStats(4).std, np.ones(4))  # no data yet: identity scaling
+
+
+def test_linear_policy_observation_normalisation():
+    pytest.importorskip("gymnasium")
+    plain = make_benchmark("swimmer", episodes=1, max_steps=40)
+    x = plain.space.sample(np.random.default_rng(0))
+    try:
+        r_plain = plain(x).metrics["reward"]
+    except NasagentError as e:  # gymnasium without mujoco
+        pytest.skip(str(e))
+    # fixed statistics of mean 0 and std 1 are the identity; other statistics change the policy
+    ident = make_benchmark("swimmer", episodes=1, max_steps=40, obs_norm="fixed", obs_mean=[0.0] * 8, obs_std=[1.0] * 8)
+    assert ident(x).metrics["reward"] == r_plain
+    scaled = make_benchmark("swimmer", episodes=1, max_steps=40, obs_norm="fixed", obs_mean=[0.0] * 8, obs_std=[0.1] * 8)
+    assert scaled(x).metrics["reward"] != r_plain
+    # estimated fixed statistics: computed once, the same on every call and for every instance
+    est = make_benchmark("swimmer", episodes=1, max_steps=40, obs_norm="fixed")
+    r1, r2 = est(x).metrics["reward"], est(x).metrics["reward"]
+    assert r1 == r2 == make_benchmark("swimmer", episodes=1, max_steps=40, obs_norm="fixed")(x).metrics["reward"]
+    assert not np.allclose(est.mu, 0.0) and (est.sigma > 0).all()
+    # running statistics: the first evaluation flies unnormalised, then the states it saw are the statistics
+    run = make_benchmark("swimmer", episodes=1, max_steps=40, obs_norm="running")
+    assert run(x).metrics["reward"] == r_plain
+    assert run.stats.n == 40
+    assert run(x).metrics["reward"] != r_plain and run.stats.n == 80
+    for bad, match in [({"obs_norm": "batch"}, "obs_norm must be"), ({"obs_mean": [0.0] * 8}, "both obs_mean"),
+                       ({"obs_norm": "fixed", "obs_mean": [0.0] * 3, "obs_std": [1.0] * 3}, "8 finite"),
+                       ({"obs_norm": "fixed", "obs_mean": [0.0] * 8, "obs_std": [0.0] * 8}, "positive")]:
+        with pytest.raises(NasagentError, match=match):
+            make_benchmark("swimmer", **bad)
+    with pytest.raises(NasagentError, match="no observation normalisation"):
+        make_benchmark("lunar", obs_norm="running")
+
+
 # -- snapshots ---------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name,space_name,opts", [
     ("lanas", "nb201", {"height": 3, "n_init": 5, "n_select": 3}),

@@ -11,7 +11,12 @@ Each is a ``Benchmark`` on a ``BoxSpace`` whose single metric ``reward`` is maxi
 - ``lunar``: LunarLander-v3 (gymnasium + box2d) flown by the 12-parameter heuristic controller of the TuRBO
   paper (gymnasium's own heuristic with its constants made parameters), parameters in [0, 2]^12.
 - ``swimmer`` / ``hopper``: MuJoCo Swimmer-v5 (16-D) and Hopper-v5 (33-D) with a linear policy
-  a = clip(W s), W in [-1, 1]^(act x obs), no observation normalisation.
+  a = clip(W s'), W in [-1, 1]^(act x obs). ``obs_norm`` chooses s' (brief A13): ``"none"`` (s' = s, the
+  default, as the reference code flies Swimmer), ``"fixed"`` (s' = (s - mu) / sigma with statistics given as
+  ``obs_mean`` / ``obs_std``, or estimated once from seeded random policies: the reference code's fixed
+  Hopper statistics came from a pretrained ARS policy, which is not available offline) or ``"running"``
+  (ARS V2: statistics of every state seen in earlier evaluations; they are frozen during an evaluation so its
+  episodes fly one policy, which makes the task non-stationary and its statistics per process).
 
 Every evaluation averages ``episodes`` episodes (3, as the LA-MCTS reference code) with fixed environment
 seeds 0, 1, ..., so a point always gets the same reward.
@@ -165,23 +170,109 @@ class LunarLander(_GymTask):
         return 0
 
 
-class LinearPolicyTask(_GymTask):
-    """A MuJoCo task flown by a linear policy a = clip(W s, -1, 1) with W in [-1, 1]^(act x obs)."""
+class RunningStats:
+    """Mean and variance of a stream of vectors, merged a batch at a time (Chan et al.'s parallel update)."""
 
-    def __init__(self, name: str, env_id: str, obs_dim: int, act_dim: int, episodes: int = 3, max_steps: int = 1000):
+    def __init__(self, dim: int):
+        self.n, self.mean, self.m2 = 0, np.zeros(dim), np.zeros(dim)
+
+    def push(self, batch: np.ndarray) -> None:
+        batch = np.asarray(batch, dtype=np.float64).reshape(-1, self.mean.size)
+        if not len(batch):
+            return
+        k, mu = len(batch), batch.mean(axis=0)
+        delta, total = mu - self.mean, self.n + len(batch)
+        self.m2 += ((batch - mu) ** 2).sum(axis=0) + delta**2 * self.n * k / total
+        self.mean += delta * k / total
+        self.n = total
+
+    @property
+    def std(self) -> np.ndarray:
+        """Sample standard deviation; 1 where it is undefined or (near) zero, so such a feature is only centred."""
+        if self.n < 2:
+            return np.ones_like(self.mean)
+        sd = np.sqrt(self.m2 / (self.n - 1))
+        return np.where(sd < 1e-8, 1.0, sd)
+
+
+OBS_NORMS = ("none", "fixed", "running")
+
+
+class LinearPolicyTask(_GymTask):
+    """A MuJoCo task flown by a linear policy a = clip(W s', -1, 1), W in [-1, 1]^(act x obs), s' the state
+    after the chosen observation normalisation (module docstring)."""
+
+    def __init__(self, name: str, env_id: str, obs_dim: int, act_dim: int, episodes: int = 3, max_steps: int = 1000,
+                 obs_norm: str = "none", obs_mean=None, obs_std=None, calibration_policies: int = 8):
+        if obs_norm not in OBS_NORMS:
+            raise NasagentError(f"{name}: obs_norm must be one of {', '.join(OBS_NORMS)}, got {obs_norm!r}")
+        if (obs_mean is None) != (obs_std is None):
+            raise NasagentError(f"{name}: give both obs_mean and obs_std, or neither (then they are estimated)")
+        if obs_mean is not None and obs_norm != "fixed":
+            raise NasagentError(f"{name}: obs_mean / obs_std need obs_norm='fixed', got obs_norm={obs_norm!r}")
         self.env_id = env_id
         self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.obs_norm, self.calibration_policies = obs_norm, int(calibration_policies)
+        self.mu, self.sigma = np.zeros(obs_dim), np.ones(obs_dim)
+        if obs_mean is not None:
+            self.mu, self.sigma = self._stats_vector(name, obs_mean, "obs_mean"), self._stats_vector(name, obs_std, "obs_std")
+            if (self.sigma <= 0).any():
+                raise NasagentError(f"{name}: obs_std must be positive everywhere, got {self.sigma.tolist()}")
+        self._calibrated = obs_norm != "fixed" or obs_mean is not None
+        self.stats, self._seen = RunningStats(obs_dim), []
         n = obs_dim * act_dim
+        norm = "" if obs_norm == "none" else f", {obs_norm} observation normalisation"
         super().__init__(name, -np.ones(n), np.ones(n), episodes, max_steps,
-                         f"{env_id}, linear policy {act_dim}x{obs_dim}, {episodes} episodes per evaluation")
+                         f"{env_id}, linear policy {act_dim}x{obs_dim}{norm}, {episodes} episodes per evaluation")
+
+    def _stats_vector(self, name: str, v, what: str) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float64).ravel()
+        if v.shape != (self.obs_dim,) or not np.isfinite(v).all():
+            raise NasagentError(f"{name}: {what} must be {self.obs_dim} finite numbers, got {v.tolist()}")
+        return v
+
+    def reward(self, x: np.ndarray) -> float:
+        if not self._calibrated:
+            self._calibrate()
+        if self.obs_norm == "running":  # frozen for this evaluation, then updated with the states it saw
+            self.mu, self.sigma, self._seen = self.stats.mean.copy(), self.stats.std, []
+        value = super().reward(x)
+        if self.obs_norm == "running":
+            self.stats.push(np.asarray(self._seen))
+            self._seen = []
+        return value
+
+    def _calibrate(self) -> None:
+        """Fixed statistics from ``calibration_policies`` seeded random policies in the box, one episode each."""
+        rng, states = np.random.default_rng(12345), []
+        for i in range(self.calibration_policies):
+            W = rng.uniform(-1.0, 1.0, (self.act_dim, self.obs_dim))
+            obs, _ = self.env.reset(seed=10_000 + i)
+            for _ in range(self.max_steps):
+                states.append(obs)
+                obs, _, terminated, truncated, _ = self.env.step(np.clip(W @ obs, -1.0, 1.0))
+                if terminated or truncated:
+                    break
+        stats = RunningStats(self.obs_dim)
+        stats.push(np.asarray(states))
+        self.mu, self.sigma, self._calibrated = stats.mean, stats.std, True
 
     def act(self, x, obs):
+        if self.obs_norm == "running":
+            self._seen.append(obs)
+        if self.obs_norm != "none":
+            obs = (obs - self.mu) / self.sigma
         return np.clip(x.reshape(self.act_dim, self.obs_dim) @ obs, -1.0, 1.0)
 
 
-def control_benchmark(spec: str, episodes: int | None = None, max_steps: int | None = None, layout_seed: int | None = None):
-    """Build a control task by name (``rover-60``, ``lunar``, ``swimmer``, ``hopper``)."""
+def control_benchmark(spec: str, episodes: int | None = None, max_steps: int | None = None, layout_seed: int | None = None,
+                      obs_norm: str | None = None, obs_mean=None, obs_std=None):
+    """Build a control task by name (``rover-60``, ``lunar``, ``swimmer``, ``hopper``); ``obs_norm`` (and
+    ``obs_mean`` / ``obs_std`` for ``"fixed"``) apply to the MuJoCo tasks only."""
     gym_opts = {k: int(v) for k, v in (("episodes", episodes), ("max_steps", max_steps)) if v is not None}
+    norm_opts = {k: v for k, v in (("obs_norm", obs_norm), ("obs_mean", obs_mean), ("obs_std", obs_std)) if v is not None}
+    if norm_opts and spec not in ("swimmer", "hopper"):
+        raise NasagentError(f"{spec} takes no observation normalisation (only the linear-policy tasks swimmer and hopper do)")
     if spec.startswith("rover-"):
         dim = spec.split("-", 1)[1]
         if not dim.isdigit() or int(dim) < 8 or int(dim) % 2:
@@ -194,9 +285,9 @@ def control_benchmark(spec: str, episodes: int | None = None, max_steps: int | N
     if spec == "lunar":
         return LunarLander(**gym_opts)
     if spec == "swimmer":
-        return LinearPolicyTask("swimmer", "Swimmer-v5", 8, 2, **gym_opts)
+        return LinearPolicyTask("swimmer", "Swimmer-v5", 8, 2, **gym_opts, **norm_opts)
     if spec == "hopper":
-        return LinearPolicyTask("hopper", "Hopper-v5", 11, 3, **gym_opts)
+        return LinearPolicyTask("hopper", "Hopper-v5", 11, 3, **gym_opts, **norm_opts)
     raise NasagentError(f"unknown control task {spec!r}; tasks: {', '.join(CONTROL_TASKS)}")
 
 
