@@ -62,6 +62,8 @@ def test_lanas_leaves_partition_samples_and_regions_match_routing(nb201):
             path.insert(0, (parent, 0 if node == 2 * parent + 1 else 1))
             node = parent
         assert int(strat.in_region(E, path).sum()) == r["n"]
+        assert int((strat.leaf_of(E) == r["id"]).sum()) == r["n"]  # batched routing agrees
+    assert strat.leaf_of(E).tolist() == [strat._route_one(x)[-1] for x in E]
     # the good (left) side of the root holds the better samples on average
     rows = {r["id"]: r for r in strat.tree_dump()}
     assert rows[1]["mean"] > rows[2]["mean"]

@@ -264,6 +264,21 @@ class LaNAS(Strategy):
         want_left = np.array([side == 0 for _, side in path])
         return (left == want_left).all(axis=1)
 
+    def leaf_of(self, E: np.ndarray) -> np.ndarray:
+        """Batched routing: the leaf each encoding falls in under the current tree (diagnostics, e.g. the
+        accuracy distribution per leaf over a whole table)."""
+        E = np.atleast_2d(np.asarray(E, dtype=np.float64))
+        node = np.zeros(len(E), dtype=np.int64)
+        for _ in range(self.height - 1):
+            at = np.flatnonzero(node < self.n_internal)
+            at = at[self.split[node[at]]]
+            if not at.size:
+                break
+            nd = node[at]
+            left = np.einsum("ij,ij->i", E[at], self.W[nd]) + self.b[nd] > self.thr[nd]
+            node[at] = 2 * nd + np.where(left, 1, 2)
+        return node
+
     def _route_one(self, x: np.ndarray) -> list[int]:
         node, route = 0, [0]
         while node < self.n_internal and self.split[node]:
