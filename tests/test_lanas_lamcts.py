@@ -456,6 +456,7 @@ def test_linear_policy_observation_normalisation():
             make_benchmark("swimmer", **bad)
     with pytest.raises(NasagentError, match="no observation normalisation"):
         make_benchmark("lunar", obs_norm="running")
+    assert make_benchmark("rover-60", obs_norm="none").name == "rover-60"  # the default is accepted everywhere
 
 
 # -- snapshots ---------------------------------------------------------------------------------------------------------

@@ -271,6 +271,8 @@ def control_benchmark(spec: str, episodes: int | None = None, max_steps: int | N
     ``obs_mean`` / ``obs_std`` for ``"fixed"``) apply to the MuJoCo tasks only."""
     gym_opts = {k: int(v) for k, v in (("episodes", episodes), ("max_steps", max_steps)) if v is not None}
     norm_opts = {k: v for k, v in (("obs_norm", obs_norm), ("obs_mean", obs_mean), ("obs_std", obs_std)) if v is not None}
+    if norm_opts == {"obs_norm": "none"}:
+        norm_opts = {}  # an explicit obs_norm="none" is the default, accepted by every task
     if norm_opts and spec not in ("swimmer", "hopper"):
         raise NasagentError(f"{spec} takes no observation normalisation (only the linear-policy tasks swimmer and hopper do)")
     if spec.startswith("rover-"):

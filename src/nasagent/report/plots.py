@@ -97,6 +97,15 @@ def plot_regret_curves(
     return path
 
 
+def grouped_bars(ax, groups: list[str], series: dict[str, tuple[list[float], list[float]]], **tick_kw) -> None:
+    """On ``ax``: one group of bars per label in ``groups``, one bar (mean, se error bar) per series in each."""
+    width = 0.8 / max(len(series), 1)
+    for j, (label, (means, errs)) in enumerate(series.items()):
+        ax.bar(np.arange(len(groups)) + (j - (len(series) - 1) / 2) * width, means, width, yerr=errs, capsize=3, label=label)
+    ax.set_xticks(range(len(groups)), groups, **tick_kw)
+    ax.grid(alpha=0.3, axis="y")
+
+
 def plot_bars(rows: dict[str, tuple[float, float]], path: str | Path, title: str = "", ylabel: str = "", log_y: bool = False) -> Path:
     """Bars of mean with error bars (standard error) per method."""
     plt = _plt()
