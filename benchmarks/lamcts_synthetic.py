@@ -203,7 +203,7 @@ def summarise(name: str, tasks: list[str], methods: list[str], seeds: int, budge
     write_results(name, rows, extra={"boxes": boxes, "claims": claims, "overhead_ratios": ratios, "methods": {m: METHODS[m] for m in methods},
                                      "scale": {"tasks": tasks, "budget": budget, "seeds": seeds, "batch": batch, "batched_methods": [m for m in methods if batched(m, batch)]}, **(extra or {})})
     plot_curves(curves, tasks, methods, RESULTS_DIR / f"{name}.png", metric, log_y=sign < 0)
-    plot_cdf(best, tasks, methods, RESULTS_DIR / f"{name}_cdf.png", metric, log_x=sign < 0)
+    plot_cdf(best, tasks, methods, RESULTS_DIR / f"{name}_cdf.png", metric, minimised=sign < 0)
     print(json.dumps({"claims": claims, "overhead_ratios": ratios}, indent=1))
 
 
@@ -237,7 +237,7 @@ def plot_curves(curves, tasks, methods, path, ylabel: str, log_y: bool, band: st
     _finish(plt, fig, axes, len(tasks), path)
 
 
-def plot_cdf(best, tasks, methods, path, ylabel: str, log_x: bool) -> None:
+def plot_cdf(best, tasks, methods, path, ylabel: str, minimised: bool) -> None:
     """Empirical CDF over seeds of the final best value, per task: the share of seeds at or below (minimised) or
     at or above (maximised, drawn as 1 - CDF) each value, so a curve further left (or right) is better."""
     from nasagent.report.plots import _plt
@@ -249,14 +249,14 @@ def plot_cdf(best, tasks, methods, path, ylabel: str, log_x: bool) -> None:
         for i, m in enumerate(methods):
             v = np.sort(best[(task, m)])
             k = np.arange(1, len(v) + 1)
-            share = np.r_[0.0, k / len(v)] if log_x else np.r_[1.0, (len(v) - k) / len(v)]  # rewards: >= value
+            share = np.r_[0.0, k / len(v)] if minimised else np.r_[1.0, (len(v) - k) / len(v)]  # rewards: >= value
             ax.step(np.r_[v[0], v], share, where="post", label=m, color=_colour(palette, i),
                     ls="-" if m.startswith("lamcts") else "--", lw=1.5)
-        if log_x:
+        if minimised:  # regrets span orders of magnitude (f* = 0)
             ax.set_xscale("log")
         ax.set_title(task, fontsize=10)
         ax.set_xlabel(f"final best {ylabel}")
-        ax.set_ylabel("share of seeds " + ("<= value" if log_x else ">= value"))
+        ax.set_ylabel("share of seeds " + ("<= value" if minimised else ">= value"))
         ax.grid(alpha=0.3)
     _finish(plt, fig, axes, len(tasks), path)
 
