@@ -27,7 +27,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lamcts_synthetic import run_one  # noqa: E402
+from lamcts_synthetic import cache_path, run_one  # noqa: E402
 
 from nasagent.report.results import CACHE_DIR, RESULTS_DIR, machine_info, mean_se, write_results  # noqa: E402
 
@@ -62,7 +62,7 @@ def main() -> None:
                          "n_seeds": args.seeds, "budget": args.budget})
             same = []
             for s in range(args.seeds):
-                cached = CACHE_DIR / "lamcts" / f"{t}_{m}_{s}_{args.budget}.json"
+                cached = cache_path(t, m, s, args.budget)
                 if cached.exists():
                     same.append(json.loads(cached.read_text())["values"] == runs[(t, m, s, args.budget)]["values"])
             reproduced[f"{t}/{m}"] = f"{sum(same)}/{len(same)}" if same else "no cached run to compare"

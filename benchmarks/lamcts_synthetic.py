@@ -111,6 +111,14 @@ def batched(method: str, batch: int) -> bool:
     return batch > 1 and (name == "turbo" or (name == "lamcts" and opts.get("solver", "turbo") != "cmaes"))
 
 
+def cache_path(task: str, method: str, seed: int, budget: int, bench_options: dict | None = None, batch: int = 1,
+               cache_dir=None):
+    """Where ``run_one`` caches a (task, method, seed) run: batch size and benchmark options are part of the name."""
+    tag = f"_b{batch}" if batched(method, batch) else ""
+    tag += "".join(f"_{k}-{v}" for k, v in sorted((bench_options or {}).items()))  # e.g. _obs_norm-running
+    return (cache_dir or CACHE_DIR / "lamcts") / f"{task}_{method}_{seed}_{budget}{tag}.json"
+
+
 def run_one(task: str, method: str, seed: int, budget: int, bench_options: dict | None = None, sign: float = -1.0,
             batch: int = 1, cache_dir=None) -> dict:
     """One (task, method, seed) run, cached: the value of every evaluation and the optimiser's CPU time.
@@ -122,9 +130,7 @@ def run_one(task: str, method: str, seed: int, budget: int, bench_options: dict 
     """
     name, opts = METHODS[method]
     is_batched = batched(method, batch)
-    tag = f"_b{batch}" if is_batched else ""
-    tag += "".join(f"_{k}-{v}" for k, v in sorted((bench_options or {}).items()))  # e.g. _obs_norm-running
-    path = (cache_dir or CACHE_DIR / "lamcts") / f"{task}_{method}_{seed}_{budget}{tag}.json"
+    path = cache_path(task, method, seed, budget, bench_options, batch, cache_dir)
     if path.exists():
         return json.loads(path.read_text())
     import torch

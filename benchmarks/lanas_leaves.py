@@ -69,16 +69,18 @@ def leaf_stats(tree: LaNAS, E: np.ndarray, acc: np.ndarray, edges: np.ndarray, t
     k = len(edges) - 1
     table = np.bincount(bins, minlength=k) + 0.5
     table /= table.sum()
+    members = {n: leaf == n for n in order}
     dists, sizes = {}, {}
     for n in order:
-        h = np.bincount(bins[leaf == n], minlength=k) + 0.5
-        dists[n], sizes[n] = h / h.sum(), int((leaf == n).sum())
+        h = np.bincount(bins[members[n]], minlength=k) + 0.5
+        dists[n], sizes[n] = h / h.sum(), int(members[n].sum())
     total = sum(sizes.values())
-    big = [n for n in order if sizes[n] >= 20]
-    pair = [0.5 * (kl(dists[a], dists[b]) + kl(dists[b], dists[a])) for i, a in enumerate(big) for b in big[i + 1 :]]
-    means = [float(acc[leaf == n].mean()) for n in order]
+    sym = [[0.5 * (kl(dists[a], dists[b]) + kl(dists[b], dists[a])) for b in order] for a in order]
+    big = [i for i, n in enumerate(order) if sizes[n] >= 20]
+    pair = [sym[i][j] for x, i in enumerate(big) for j in big[x + 1 :]]
+    means = [float(acc[members[n]].mean()) for n in order]
     rho = float(spearmanr(np.arange(len(order)), means)[0]) if len(order) > 2 else float("nan")
-    first = leaf == order[0]
+    first = members[order[0]]
     return {
         "n_leaves": len(order),
         "kl_leaf_vs_table": sum(sizes[n] / total * kl(dists[n], table) for n in order),
@@ -86,8 +88,8 @@ def leaf_stats(tree: LaNAS, E: np.ndarray, acc: np.ndarray, edges: np.ndarray, t
         "leaf_order_spearman": rho,
         "top1_enrichment": float((top & first).sum() / top.sum() / (first.sum() / len(acc))),
         "order": order, "sizes": [sizes[n] for n in order], "means": means,
-        "pairwise_matrix": [[0.5 * (kl(dists[a], dists[b]) + kl(dists[b], dists[a])) for b in order] for a in order],
-        "acc_by_leaf": [acc[leaf == n] for n in order],
+        "pairwise_matrix": sym,
+        "acc_by_leaf": [acc[members[n]] for n in order],
     }
 
 
