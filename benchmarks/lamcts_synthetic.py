@@ -3,7 +3,8 @@
 Methods (same seeds, one run, one cache): LA-MCTS with TuRBO-1 / GP-EI BO / CMA-ES inside the selected region,
 TuRBO-1 alone, CMA-ES, Optuna TPE, nevergrad NGOpt, random, and the brief's other baselines: differential
 evolution (nevergrad ``DE``), dual annealing (scipy; the thesis finds it best on Rosenbrock) and plain GP-EI
-Bayesian optimisation over the whole box (``bo``, botorch). Every method gets the same number of evaluations.
+Bayesian optimisation over the whole box (``bo``, botorch), and LaNAS (``lanas``: its fixed linear-partition tree on the
+box, uniform draws inside the chosen leaf). Every method gets the same number of evaluations.
 Metrics per (task, method): best value found (mean +- se over seeds; minimised, optimum 0) and
 ``overhead_ms_per_sample``: CPU milliseconds the optimiser itself spends per sample (ask + tell, without the
 function evaluation), measured with one thread. Claims use the 2-standard-error rule (``beats``).
@@ -52,6 +53,9 @@ METHODS: dict[str, tuple[str, dict]] = {
     "de": ("nevergrad", {"optimizer": "DE"}),
     "dual-annealing": ("dual-annealing", {}),
     "bo": ("bo", {}),  # plain GP-EI Bayesian optimisation over the whole box (botorch), the brief's BO baseline
+    # LaNAS (thesis Ch. 4) on the box: its fixed tree of linear regressors and pi_rand rejection sampling inside the
+    # chosen leaf, defaults as on NAS spaces; the brief's baseline list (section 5, item 16) includes it
+    "lanas": ("lanas", {}),
 }
 EXTERNAL = ("ngopt", "nevergrad")  # optimisers driven through nevergrad's own ask/tell
 MUJOCO_TASKS = ("swimmer", "hopper")
