@@ -36,11 +36,15 @@ SPACES: dict[str, SpaceEntry] = {
         "nasagent.spaces.nb101:NB101Space", (("max_nodes", 6),), "NAS-Bench-101 cells of <=6 nodes (AlphaX subspace, 64,542)"
     ),
     "darts": SpaceEntry("nasagent.spaces.darts:DartsSpace", (), "DARTS normal + reduction cells, 4 nodes x 2 inputs, 7 ops"),
+    "lanas-cell": SpaceEntry("nasagent.spaces.lanas_cell:LaNASCellSpace", (),
+                             "LaNAS' supernet cells (thesis 4.2.3): normal + reduction, 5 nodes, 4 ops, inputs may repeat"),
     "nbgraph": SpaceEntry("nasagent.spaces.gnn:NBGraphSpace", (), "NAS-Bench-Graph GNNs: 9 wirings x 9 ops per layer (26,206)"),
     "nbgraph-proteins": SpaceEntry(
         "nasagent.spaces.gnn:NBGraphSpace", (("proteins", True),), "NAS-Bench-Graph with the 5 ops of 'proteins' (2,021)"
     ),
     "nasnet": SpaceEntry("nasagent.spaces.nasnet:NASNetSpace", (), "AlphaX NASNet-style cells: normal + reduction, <=5 blocks, 12 ops"),
+    "convnet60k": SpaceEntry("nasagent.spaces.convnet60k:ConvNet60KSpace", (),
+                             "LaNAS' ConvNet-60K: 10 VGG-style layers, each 32, 64 or 96 filters (59,049; no table: private data)"),
     "convnet": SpaceEntry("nasagent.spaces.convnet:ConvNetSpace", (), "AlphaX simplified CNN domain (App. 8): <=3 conv layers (585)"),
     **{  # TuNAS' MobileNet-like spaces (full ImageNet size, and tiny CPU variants: width x0.25, 2 layers/block, 3 blocks)
         f"{fam}{tag}": SpaceEntry("nasagent.spaces.mobilenet:MobileNetSpace", (("family", fam), ("name", f"{fam}{tag}"), *opts),
@@ -156,8 +160,8 @@ BENCHMARKS: list[BenchmarkFamily] = [
     BenchmarkFamily("nbgraph/<dataset>", "NAS-Bench-Graph: arxiv citeseer computers cora cs photo physics proteins pubmed", lambda s: s.startswith("nbgraph/"), "nasagent.registry:_build_nbgraph"),
     BenchmarkFamily("nb101-tfrecord", "official NB101 file read without TensorFlow: --table nasbench_only108.tfrecord", lambda s: s == "nb101-tfrecord", "nasagent.registry:_build_nb101"),
     BenchmarkFamily("nb101-synthetic", "SYNTHETIC accuracies over the 64,542 NB101 cells of <=6 nodes (--space nb101-6; --bopt seed=N)", lambda s: s == "nb101-synthetic", "nasagent.registry:_build_nb101_synthetic", takes_space=True),
-    BenchmarkFamily("train:<data>", "train each candidate from scratch on digits, digits16, FILE.npz or FOLDER (--space nb201|darts|nasnet)", lambda s: s.startswith("train:"), "nasagent.evaluation.train:training_benchmark", takes_space=True, run_dir_option="checkpoint_dir"),
-    BenchmarkFamily("oneshot:<data>", "score candidates with a one-shot supernet trained on <data> (--space nb201|darts)", lambda s: s.startswith("oneshot:"), "nasagent.evaluation.supernet:oneshot_benchmark", takes_space=True, run_dir_option="checkpoint_dir"),
+    BenchmarkFamily("train:<data>", "train each candidate from scratch on digits, digits16, FILE.npz or FOLDER (--space nb201|darts|nasnet|lanas-cell|convnet60k|...)", lambda s: s.startswith("train:"), "nasagent.evaluation.train:training_benchmark", takes_space=True, run_dir_option="checkpoint_dir"),
+    BenchmarkFamily("oneshot:<data>", "score candidates with a one-shot supernet trained on <data> (--space nb201|darts|lanas-cell)", lambda s: s.startswith("oneshot:"), "nasagent.evaluation.supernet:oneshot_benchmark", takes_space=True, run_dir_option="checkpoint_dir"),
     BenchmarkFamily("fewshot:<data>", "score candidates with few-shot sub-supernets trained on <data> (--space nb201|darts)", lambda s: s.startswith("fewshot:"), "nasagent.evaluation.fewshot:fewshot_benchmark", takes_space=True, run_dir_option="checkpoint_dir"),
     BenchmarkFamily("<function>-<dim>", "shifted ackley / levy / rosenbrock / rastrigin, e.g. ackley-20", _is_function, "nasagent.registry:_build_function"),
     BenchmarkFamily("rover-60 | lunar | swimmer | hopper", "control tasks for box optimisers (LA-MCTS, thesis 5.4); gymnasium for lunar/swimmer/hopper", lambda s: s in ("lunar", "swimmer", "hopper") or s.startswith("rover-"), "nasagent.benchmarks.control:control_benchmark"),

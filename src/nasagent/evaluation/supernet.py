@@ -7,8 +7,9 @@ from the region runs forward and backward; NB201 draws are re-sampled while some
 re-estimating the BatchNorm statistics on training batches for that path, and measuring validation
 accuracy. BN layers are ``affine=False`` in supernets (the authors' NB201 setting).
 
-Regions per space (``RegionAdapter``): NB201 (6 edges x 5 ops) and DARTS (14 edges x 7 ops per cell type, a
-genotype picking 2 distinct inputs per node). Few-shot splitting (``fewshot.py``) only splits edges that
+Regions per space (``RegionAdapter``): NB201 (6 edges x 5 ops), DARTS (14 edges x 7 ops per cell type, a
+genotype picking 2 distinct inputs per node) and LaNAS' supernet space ``lanas-cell`` (20 edges x 4 ops, inputs
+may repeat; a uniform draw there is the thesis' random mask). Few-shot splitting (``fewshot.py``) only splits edges that
 *every* architecture uses, so the children's regions partition the space: all 6 NB201 edges, and in DARTS
 the two edges of node 0 (inputs 0 and 1) of each cell type, which every genotype takes (7 children each,
 the thesis' "7 supernets" for DARTS).
@@ -84,7 +85,7 @@ class NB201Regions(RegionAdapter):
     def network(self, region, num_classes, in_channels, **sizes):
         from nasagent.evaluation.networks.nb201 import NB201Network
 
-        cfg = {"C": 16, "N": 5, **sizes}
+        cfg = {"C": 16, "N": 5, **_sizes(sizes, ("C", "N"), self.space.name)}
         return NB201Network(region, num_classes=num_classes, in_channels=in_channels, affine=False, **cfg)
 
     def describe_edge(self, edge) -> str:
@@ -149,7 +150,7 @@ class DartsRegions(RegionAdapter):
     def network(self, region, num_classes, in_channels, **sizes):
         from nasagent.evaluation.networks.darts import DartsNetwork
 
-        cfg = {"C": 16, "layers": 8, **sizes}
+        cfg = {"C": 16, "layers": 8, **_sizes(sizes, ("C", "layers"), self.space.name)}
         return DartsNetwork(region, num_classes=num_classes, in_channels=in_channels, affine=False, search=True, **cfg)
 
     def describe_edge(self, edge) -> str:
@@ -161,6 +162,47 @@ class DartsRegions(RegionAdapter):
 
     def decode_region(self, data):
         return {kind: {(n, j): tuple(ops) for n, j, ops in items} for kind, items in data.items()}
+
+
+class LaNASCellRegions(DartsRegions):
+    """The LaNAS supernet space (``lanas-cell``): 20 compound edges x 4 ops per cell; a node may take one input
+    twice. Drawing a cell uniformly over the thesis' integers is the random mask applied at every training step
+    (thesis section 4.2.3). No edge is used by every cell, so this space has no few-shot split."""
+
+    def __init__(self, space=None):
+        from nasagent.spaces.lanas_cell import LaNASCellSpace
+
+        self.space = space or LaNASCellSpace()
+
+    def sample(self, region, rng):
+        from nasagent.spaces.darts import DartsGenotype, _canonical
+        from nasagent.spaces.lanas_cell import PAIRS
+
+        cells = []
+        for kind in ("normal", "reduce"):
+            out = []
+            for node in range(self.space.n_nodes):
+                pairs = [p for p in PAIRS[node] if region[kind].get((node, p[0])) and region[kind].get((node, p[1]))]
+                if not pairs:
+                    raise NasagentError(f"the region leaves {kind} node {node + 2} no input pair; it holds no cell")
+                for j in pairs[int(rng.integers(len(pairs)))]:
+                    ops = region[kind][(node, j)]
+                    out.append((ops[int(rng.integers(len(ops)))], j))
+            cells.append(_canonical(tuple(out)))
+        return DartsGenotype(*cells)
+
+    def split_edges(self) -> list:
+        raise NasagentError("few-shot splitting needs edges every architecture uses; lanas-cell has none "
+                            "(a node may take one input twice): use oneshot:<data> with this space")
+
+
+def _sizes(sizes: dict, allowed: tuple, space: str) -> dict:
+    """The supernet size options a space's network takes; any other is refused by name (not a TypeError)."""
+    unknown = sorted(set(sizes) - set(allowed))
+    if unknown:
+        raise NasagentError(f"supernet size option {unknown[0]!r} does not apply to the {space} space; "
+                            f"its options: {', '.join(allowed)}")
+    return sizes
 
 
 def _groups(ops: tuple, groups=None) -> list[tuple]:
@@ -184,7 +226,9 @@ def region_adapter(space) -> RegionAdapter:
         return NB201Regions(sp)
     if sp.name == "darts":
         return DartsRegions(sp)
-    raise NasagentError(f"supernets are available for the nb201 and darts spaces, not {sp.name!r}")
+    if sp.name == "lanas-cell":
+        return LaNASCellRegions(sp)
+    raise NasagentError(f"supernets are available for the nb201, darts and lanas-cell spaces, not {sp.name!r}")
 
 
 # -- the supernet ----------------------------------------------------------------------------------------------------

@@ -722,7 +722,7 @@ def training_benchmark(spec: str, space: str | None = None, **options) -> Traini
     import inspect
 
     allowed = set(inspect.signature(TrainingBenchmark.__init__).parameters) - {"self", "data", "space", "sizes"}
-    allowed |= {"C", "N", "layers", "auxiliary", "stem", "dropout"}
+    allowed |= {"C", "N", "layers", "auxiliary", "stem", "dropout", "width"}
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise NasagentError(f"benchmark {spec!r} has no option {unknown[0]!r}; options: {', '.join(sorted(allowed))}")

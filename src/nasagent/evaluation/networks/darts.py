@@ -54,8 +54,9 @@ def genotype_region(arch: DartsGenotype) -> dict[str, CellRegion]:
     out = {}
     for kind in CELL_TYPES:
         region: CellRegion = {}
-        for k, (op, j) in enumerate(arch.cell(kind)):
-            region[(k // 2, j)] = (op,)
+        for k, (op, j) in enumerate(arch.cell(kind)):  # a node taking one input twice (lanas-cell) keeps both ops
+            ops = region.get((k // 2, j), ())
+            region[(k // 2, j)] = ops if op in ops else (*ops, op)
         out[kind] = region
     return out
 
