@@ -13,7 +13,9 @@ The thesis' one-shot integration, end to end on CPU:
 Methods: ``random`` (uniform over the integers), ``evolution`` (regularised evolution), ``lanas`` (the
 strategy's defaults, pi_rand, on the thesis' 30-integer encoding; C_p "auto" = 0.1 x the best score, the thesis'
 rule: about 5 here, where the reference one-shot script fixes 10 for accuracies near 100 %), ``lanas-mask`` (the
-same on the 160-entry mask encoding, so each linear regressor sees every edge and op) and ``lanas-gp-ei`` (not
+same on the 160-entry mask encoding, so each linear regressor sees every edge and op), ``lanas-oneshot-preset`` (``preset="oneshot"``: the
+reference one-shot script's C_p 10 and a tree re-learned after every sample, height 5, 10 initial samples) and
+``lanas-gp-ei`` (not
 the thesis: GP expected improvement over 2,000 draws inside a height-1 tree's leaf, on the mask; the best LaNAS
 configuration shipped on NB201). Claims: LaNAS vs each baseline by the protocol's
 2-standard-error rule (``beats``). Writes benchmarks/results/lanas_oneshot.json and .png (best-so-far median
@@ -41,6 +43,7 @@ METHODS: dict[str, tuple[str, dict, dict]] = {  # name: (strategy, its options, 
     "evolution": ("evolution", {}, {}),
     "lanas": ("lanas", {}, {}),
     "lanas-mask": ("lanas", {}, {"encoding": "mask"}),
+    "lanas-oneshot-preset": ("lanas", {"preset": "oneshot"}, {}),  # the reference one-shot script's settings
     # not the thesis: GP expected improvement inside the leaf (the best configuration shipped on NB201), on the mask
     "lanas-gp-ei": ("lanas", {"leaf_solver": "gp-ei", "height": 1, "n_init": 10}, {"encoding": "mask"}),
 }

@@ -258,3 +258,17 @@ def test_lanas_on_a_box_moves_its_samples_to_the_good_side():
         s.tell(t, Result(metrics={"f": 0.0}, score=float(x.sum())))  # linear: one split of the tree can capture it
     sums = np.array([x.sum() for x in xs])
     assert sums[-30:].mean() > sums[:20].mean() + 2.0  # the leaves UCB picks lie on the high side of sum(x)
+
+
+def test_oneshot_preset_relearns_the_tree_after_every_sample():
+    from nasagent.core import Result
+    from nasagent.strategies.lanas import LaNAS
+
+    sp = LaNASCellSpace()
+    s = LaNAS(sp, seed=0, preset="oneshot")
+    assert (s.height, s.n_init, s.n_select, s.cp) == (5, 10, 1, 10.0)
+    w = np.random.default_rng(2).normal(size=30)
+    for _ in range(16):
+        t = s.ask()
+        s.tell(t, Result(metrics={"v": 0.0}, score=float(sp.to_integers(t.arch) @ w)))
+    assert len(s.history) == 6  # one learning phase before each of the 6 proposals after the 10 initial ones

@@ -43,6 +43,9 @@ PRESETS = {
     "thesis": {"height": 8, "n_init": 200, "n_select": 50, "cp": "auto"},
     # the reference NASBench-101 script: height 5, Cp 0.1 on accuracies in [0, 1], 10 initial, 20 per phase
     "reference": {"height": 5, "n_init": 10, "n_select": 20, "cp": "auto"},
+    # the reference one-shot (supernet) script: C_p 10 on accuracies in %, the tree re-learned after every sample;
+    # it states no height or initial samples, so those are the NASBench-101 script's
+    "oneshot": {"height": 5, "n_init": 10, "n_select": 1, "cp": 10.0},
 }
 
 
