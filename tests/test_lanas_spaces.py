@@ -94,6 +94,8 @@ def test_neighbors_are_one_edit_away_and_valid():
     twice = DartsGenotype(NORMAL, _cell([((SEP3, 0), (SEP5, 0)), ((MAX3, 0), (SKIP, 2)), ((SEP3, 1), (SEP3, 2)),
                                          ((SKIP, 0), (SKIP, 0)), ((MAX3, 3), (SEP5, 4))]))
     assert twice in nb
+    state = sp.step(sp.root(), (SEP3, 0))  # the sequential interface lets the second slot take input 0 again
+    assert (MAX3, 0) in sp.actions(state) and len(sp.actions(state)) == 2 * 4
 
 
 def test_bad_input_is_named():

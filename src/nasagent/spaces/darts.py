@@ -60,6 +60,9 @@ class DartsSpace(Space):
     relaxation keeps DARTS' 4-node cell."""
 
     name = "darts"
+    #: how messages name the space, and whether a node's two inputs must differ (LaNAS' cells allow repeats)
+    label = "DARTS"
+    distinct_inputs = True
 
     def __init__(self, include_none: bool = False, n_nodes: int = N_NODES, ops=None):
         if ops is None:
@@ -111,25 +114,26 @@ class DartsSpace(Space):
         return DartsGenotype(self._check_cell(fields["normal"], "normal"), self._check_cell(fields["reduce"], "reduce"))
 
     def _check_cell(self, cell, kind: str) -> tuple[Edge, ...]:
+        name = self.label
         cell = list(cell)
         if len(cell) != self.slots:
-            raise NasagentError(f"DARTS {kind} cell needs {self.slots} (op, input) pairs ({self.n_nodes} nodes x 2), got {len(cell)}")
+            raise NasagentError(f"{name} {kind} cell needs {self.slots} (op, input) pairs ({self.n_nodes} nodes x 2), got {len(cell)}")
         out = []
         for k, edge in enumerate(cell):
             node = k // 2
             if not (isinstance(edge, (tuple, list)) and len(edge) == 2):
-                raise NasagentError(f"DARTS {kind} cell entry {k} must be (op, input), got {edge!r}")
+                raise NasagentError(f"{name} {kind} cell entry {k} must be (op, input), got {edge!r}")
             op, j = edge
             if op not in self._op_index:
                 raise NasagentError(
-                    f"DARTS {kind} node {node + 2} has unknown op {op!r}; ops are {', '.join(self.ops)}"
+                    f"{name} {kind} node {node + 2} has unknown op {op!r}; ops are {', '.join(self.ops)}"
                 )
             if not isinstance(j, int) or not 0 <= j < node + 2:
-                raise NasagentError(f"DARTS {kind} node {node + 2} input {j!r} must be in 0..{node + 1}")
+                raise NasagentError(f"{name} {kind} node {node + 2} input {j!r} must be in 0..{node + 1}")
             out.append((op, j))
-        for node in range(self.n_nodes):
+        for node in range(self.n_nodes if self.distinct_inputs else 0):
             if out[2 * node][1] == out[2 * node + 1][1]:
-                raise NasagentError(f"DARTS {kind} node {node + 2} takes input {out[2 * node][1]} twice; inputs must differ")
+                raise NasagentError(f"{name} {kind} node {node + 2} takes input {out[2 * node][1]} twice; inputs must differ")
         return _canonical(tuple(out))
 
     def validate(self, arch) -> DartsGenotype:
@@ -167,7 +171,7 @@ class DartsSpace(Space):
                 if op2 != op:
                     out.append(cell[:k] + ((op2, j),) + cell[k + 1 :])
             for j2 in range(node + 2):
-                if j2 not in (j, other):
+                if j2 != j and (j2 != other or not self.distinct_inputs):
                     out.append(cell[:k] + ((op, j2),) + cell[k + 1 :])
         return [_canonical(c) for c in out]
 
@@ -192,7 +196,7 @@ class DartsSpace(Space):
         if s >= 2 * self.slots:
             return []
         node = (s % self.slots) // 2
-        taken = state[-1][1] if s % 2 == 1 else None
+        taken = state[-1][1] if s % 2 == 1 and self.distinct_inputs else None
         return [(op, j) for j in range(node + 2) if j != taken for op in self.ops]
 
     def step(self, state: tuple, action: Edge) -> tuple:

@@ -62,30 +62,14 @@ class LaNASCellSpace(DartsSpace):
     thesis' 30 integers; ``"mask"``: the 160 mask entries)."""
 
     name = "lanas-cell"
+    label = "lanas-cell"
+    distinct_inputs = False  # a node may take the same input twice
 
     def __init__(self, encoding: str = "integers"):
         super().__init__(n_nodes=N_NODES, ops=LANAS_OPS)
         if encoding not in ENCODINGS:
             raise NasagentError(f"lanas-cell encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
         self.encoding = encoding
-
-    # -- validation: like DARTS, but a node may take the same input twice ------------------------------------------
-    def _check_cell(self, cell, kind: str) -> tuple[Edge, ...]:
-        cell = list(cell)
-        if len(cell) != self.slots:
-            raise NasagentError(f"lanas-cell {kind} cell needs {self.slots} (op, input) pairs ({self.n_nodes} nodes x 2), got {len(cell)}")
-        out = []
-        for k, edge in enumerate(cell):
-            node = k // 2
-            if not (isinstance(edge, (tuple, list)) and len(edge) == 2):
-                raise NasagentError(f"lanas-cell {kind} cell entry {k} must be (op, input), got {edge!r}")
-            op, j = edge
-            if op not in self._op_index:
-                raise NasagentError(f"lanas-cell {kind} node {node + 2} has unknown op {op!r}; ops are {', '.join(self.ops)}")
-            if not isinstance(j, int) or not 0 <= j < node + 2:
-                raise NasagentError(f"lanas-cell {kind} node {node + 2} input {j!r} must be in 0..{node + 1}")
-            out.append((op, j))
-        return _canonical(tuple(out))
 
     def parse(self, text: str) -> DartsGenotype:
         """A genotype string, or the thesis' 30 integers (e.g. ``"3 1 4 ... 2"`` or ``"[3, 1, 4, ..., 2]"``)."""
@@ -153,31 +137,12 @@ class LaNASCellSpace(DartsSpace):
             return self.to_mask(arch).ravel()
         return self.to_integers(arch).astype(np.float64)
 
-    # -- editing, counting, sequential construction ---------------------------------------------------------------
-    def _cell_neighbors(self, cell: tuple[Edge, ...]) -> list[tuple[Edge, ...]]:
-        out = []
-        for k, (op, j) in enumerate(cell):
-            node = k // 2
-            for op2 in self.ops:
-                if op2 != op:
-                    out.append(cell[:k] + ((op2, j),) + cell[k + 1 :])
-            for j2 in range(node + 2):
-                if j2 != j:
-                    out.append(cell[:k] + ((op, j2),) + cell[k + 1 :])
-        return [c for c in dict.fromkeys(_canonical(c) for c in out) if c != cell]
-
+    # -- counting, networks, edit distance (neighbours and sequential steps: DARTS', repeats allowed) ------------
     def size(self) -> int:
         """Distinct cells squared: per node, distinct input pairs x 16 op pairs + repeated inputs x 10 op multisets."""
         m = len(self.ops)
         per_cell = math.prod((n * (n - 1) // 2) * m * m + n * (m * (m + 1) // 2) for n in range(2, N_NODES + 2))
         return per_cell**2
-
-    def actions(self, state: tuple) -> list[Edge]:
-        s = len(state)
-        if s >= 2 * self.slots:
-            return []
-        node = (s % self.slots) // 2
-        return [(op, j) for j in range(node + 2) for op in self.ops]
 
     def build_network(self, arch, num_classes: int, input_shape, C: int = 36, layers: int = 20, **options):
         """The stand-alone DARTS-style network of ``arch`` (sizes as DARTS' evaluation network by default)."""
