@@ -16,7 +16,11 @@ A comma list compares the settings on the same seeds and writes lamcts_control_o
     python benchmarks/lamcts_control.py --tasks hopper --methods lamcts-turbo,lamcts-turbo-reuse,turbo,cmaes \
         --obs-norm none,fixed,running
 
-Writes benchmarks/results/lamcts_control.json and .png.
+Writes benchmarks/results/lamcts_control.json and .png (``--name`` another file, e.g. for a subset of tasks).
+LA-MCTS(BO) on the two cheap tasks, with every peer in the same run::
+
+    python benchmarks/lamcts_control.py --tasks rover-60,lunar --name lamcts_control_bo \
+        --methods lamcts-turbo,lamcts-turbo-reuse,lamcts-bo,lamcts-cmaes,turbo,cmaes,optuna-tpe,ngopt,random
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ def main() -> None:
     ap.add_argument("--methods", default="lamcts-turbo,turbo,cmaes,optuna-tpe,ngopt,random")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--budget", type=int, default=500)
+    ap.add_argument("--name", default="lamcts_control", help="results file name (e.g. lamcts_control_bo for a subset "
+                    "of tasks, so that the committed four-task file is not overwritten)")
     ap.add_argument("--obs-norm", default="none",
                     help="observation normalisation of the MuJoCo linear policies: none, fixed, running (writes "
                          "lamcts_control_<norm>.json), or a comma list (compares them: lamcts_control_obsnorm.json)")
@@ -53,7 +59,7 @@ def main() -> None:
         compare_norms(tasks, methods, norms, args.seeds, args.budget)
         return
     opts = {} if norms == ["none"] else {"obs_norm": norms[0]}
-    summarise("lamcts_control" if not opts else f"lamcts_control_{norms[0]}", tasks, methods, args.seeds, args.budget,
+    summarise(args.name if not opts else f"{args.name}_{norms[0]}", tasks, methods, args.seeds, args.budget,
               1.0, "reward", bench_options=opts, extra={"bench_options": opts})
 
 
