@@ -147,6 +147,8 @@ def test_a_repeated_input_runs_both_ops_in_the_network():
     net = build(ARCH, num_classes=10, input_shape=(1, 16, 16), space="lanas-cell", C=4, layers=2)
     names = {n for n, _ in net.named_parameters()}
     assert any(".edges.0_0.sep_conv_3x3." in n for n in names)
+    with pytest.raises(NasagentError, match="unknown DARTS stem"):  # DARTS' own option checks apply to this space
+        build(ARCH, num_classes=10, input_shape=(1, 16, 16), space="lanas-cell", C=4, layers=2, stem="nope")
 
 
 def test_masked_supernet_equals_the_standalone_network_with_its_weights():

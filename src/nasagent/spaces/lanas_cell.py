@@ -137,22 +137,12 @@ class LaNASCellSpace(DartsSpace):
             return self.to_mask(arch).ravel()
         return self.to_integers(arch).astype(np.float64)
 
-    # -- counting, networks, edit distance (neighbours and sequential steps: DARTS', repeats allowed) ------------
+    # -- counting, edit distance (neighbours, sequential steps and networks: DARTS', repeats allowed) -----------
     def size(self) -> int:
         """Distinct cells squared: per node, distinct input pairs x 16 op pairs + repeated inputs x 10 op multisets."""
         m = len(self.ops)
         per_cell = math.prod((n * (n - 1) // 2) * m * m + n * (m * (m + 1) // 2) for n in range(2, N_NODES + 2))
         return per_cell**2
-
-    def build_network(self, arch, num_classes: int, input_shape, C: int = 36, layers: int = 20, **options):
-        """The stand-alone DARTS-style network of ``arch`` (sizes as DARTS' evaluation network by default)."""
-        from nasagent.evaluation.networks.darts import DartsGenotypeNetwork
-
-        unknown = set(options) - {"affine", "auxiliary", "stem"}
-        if unknown:
-            raise NasagentError(f"network option(s) {', '.join(sorted(unknown))} unknown for space 'lanas-cell'; "
-                                "options: C, layers, affine, auxiliary, stem")
-        return DartsGenotypeNetwork(arch, C=C, layers=layers, num_classes=num_classes, in_channels=input_shape[0], **options)
 
     def edit_distance(self, a, b) -> int:
         """Changed (op, input) choices; a multiset difference, since a node may hold one choice twice."""

@@ -76,16 +76,19 @@ def build(arch, num_classes: int = 10, input_shape=(3, 32, 32), space=None, chec
 
 
 def _construct(sp, arch, num_classes, input_shape, sizes):
+    from nasagent.spaces.darts import DartsSpace
+
     name = getattr(sp, "name", "")
     if hasattr(sp, "build_network"):  # spaces that build their own networks (TuNAS' MobileNet-like spaces)
         return sp.build_network(arch, num_classes, input_shape, **sizes)
-    defaults = dict(DEFAULT_SIZES.get(name, {}))
-    extra = EXTRA_OPTIONS.get(name, ())
+    family = "darts" if isinstance(sp, DartsSpace) else name  # DARTS-style cell spaces (lanas-cell) build as DARTS
+    defaults = dict(DEFAULT_SIZES.get(family, {}))
+    extra = EXTRA_OPTIONS.get(family, ())
     unknown = set(sizes) - set(defaults) - {"affine", *extra}
     if unknown:
         raise NasagentError(f"network size option(s) {', '.join(sorted(unknown))} unknown for space {name!r}; "
                             f"options: {', '.join([*defaults, *extra])}")
-    if name == "darts":
+    if family == "darts":
         from nasagent.evaluation.networks.darts import STEMS
 
         if sizes.get("stem", "cifar") not in STEMS:
@@ -95,7 +98,7 @@ def _construct(sp, arch, num_classes, input_shape, sizes):
         from nasagent.evaluation.networks.nb201 import NB201Network, arch_region
 
         return NB201Network(arch_region(arch), num_classes=num_classes, in_channels=input_shape[0], **cfg)
-    if name == "darts":
+    if family == "darts":
         from nasagent.evaluation.networks.darts import DartsGenotypeNetwork
 
         return DartsGenotypeNetwork(arch, num_classes=num_classes, in_channels=input_shape[0], **cfg)
