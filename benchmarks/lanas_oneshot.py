@@ -73,8 +73,9 @@ def supernet(epochs: int, train: bool = True):
     return est
 
 
-def run_one(method: str, seed: int, budget: int, epochs: int) -> dict:
-    """One search (cached): the validation score of every sample, and the test accuracy of the best."""
+def run_one(method: str, seed: int, budget: int, epochs: int, est=None) -> dict:
+    """One search (cached): the validation score of every sample, and the test accuracy of the best.
+    ``est``: the frozen supernet when the caller holds it (worker processes load it from the cache)."""
     path = CACHE / f"{method}_{seed}_{budget}_e{epochs}.json"
     if path.exists():
         return json.loads(path.read_text())
@@ -82,7 +83,7 @@ def run_one(method: str, seed: int, budget: int, epochs: int) -> dict:
     from nasagent.spaces.lanas_cell import LaNASCellSpace
 
     name, opts, space_opts = METHODS[method]
-    est = supernet(epochs, train=False)
+    est = est or supernet(epochs, train=False)
     space = LaNASCellSpace(**space_opts)
     strat = make_strategy(name, space, seed=seed, **opts)
     vals, archs, t0 = [], [], time.perf_counter()
@@ -90,11 +91,11 @@ def run_one(method: str, seed: int, budget: int, epochs: int) -> dict:
         trial = strat.ask()
         v = est.score(trial.arch, "val")
         vals.append(v)
-        archs.append(space.format(trial.arch))
+        archs.append(trial.arch)
         strat.tell(trial, Result(metrics={"val_accuracy": v}, score=v))
     best = int(np.argmax(vals))
-    test = est.score(space.parse(archs[best]), "test")
-    r = {"values": vals, "best_arch": archs[best], "best_test": test, "seconds": time.perf_counter() - t0}
+    test = est.score(archs[best], "test")
+    r = {"values": vals, "best_arch": space.format(archs[best]), "best_test": test, "seconds": time.perf_counter() - t0}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(r))
     return r
@@ -122,7 +123,7 @@ def main() -> None:
         with ProcessPoolExecutor(args.workers) as pool:
             for f in [pool.submit(run_one, m, s, args.budget, args.epochs) for m, s in jobs]:
                 f.result()
-    runs = {(m, s): run_one(m, s, args.budget, args.epochs) for m, s in jobs}
+    runs = {(m, s): run_one(m, s, args.budget, args.epochs, est) for m, s in jobs}
 
     rows, per = [], {}
     for m in methods:
