@@ -17,9 +17,10 @@ A comma list compares the settings on the same seeds and writes lamcts_control_o
         --obs-norm none,fixed,running
 
 Writes benchmarks/results/lamcts_control.json and .png (``--name`` another file, e.g. for a subset of tasks).
-LA-MCTS(BO) on Rover-60, with every peer in the same run (one LA-MCTS(BO) run there is ~16 CPU minutes)::
+LA-MCTS(BO) on all four tasks, with every peer in the same run (one LA-MCTS(BO) run is 2-17 CPU minutes; the
+whole run is ~1.5 hours on 2 cores)::
 
-    python benchmarks/lamcts_control.py --tasks rover-60 --name lamcts_control_bo \
+    python benchmarks/lamcts_control.py --tasks rover-60,lunar,swimmer,hopper --name lamcts_control_bo \
         --methods lamcts-turbo,lamcts-turbo-reuse,lamcts-bo,lamcts-cmaes,turbo,cmaes,optuna-tpe,ngopt,random
 """
 

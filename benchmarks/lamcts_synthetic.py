@@ -199,6 +199,8 @@ def summarise(name: str, tasks: list[str], methods: list[str], seeds: int, budge
             claims[task] = {"best_lamcts": top, **{f"vs_{o}": beats(best[(task, top)], best[(task, o)], lower_is_better=sign < 0) for o in others}}
             claims[task]["lamcts_best_on_task"] = all(v in ("win",) for k, v in claims[task].items() if k.startswith("vs_"))
             claims[task]["lamcts_best_or_tied"] = all(v in ("win", "tie") for k, v in claims[task].items() if k.startswith("vs_"))
+            claims[task]["each_variant"] = {  # every LA-MCTS variant against every peer, same rule
+                v: {f"vs_{o}": beats(best[(task, v)], best[(task, o)], lower_is_better=sign < 0) for o in others} for v in lamcts}
     ratios = {}
     for task in tasks:
         if "lamcts-turbo" in methods and "turbo" in methods:
