@@ -48,6 +48,8 @@ from nasagent.report.results import CACHE_DIR, RESULTS_DIR, beats, machine_info,
 ESTIMATORS = ("one-shot", "few-shot-thesis", "one-shot-long")
 STRATEGIES = ("evolution", "reinforce", "random")
 REPORT_AT = (25, 50, 100, 200, 300, 500)
+DIGITS_SEARCH = "random over the 100 trained cells"
+DIGITS_AT = (5, 10, 25, 50)
 
 
 def _cells() -> list[str]:
@@ -116,10 +118,6 @@ def rank_agreement(score: dict[str, float], truth: dict[str, float]) -> dict[str
     s = np.array([score[c] for c in cells])
     top = t >= np.quantile(t, 0.9)
     return {"kendall_tau": float(kendalltau(s, t).statistic), "kendall_tau_top10": float(kendalltau(s[top], t[top]).statistic)}
-
-
-DIGITS_SEARCH = "random over the 100 trained cells"
-DIGITS_AT = (5, 10, 25, 50)
 
 
 def _digits_truth() -> dict[str, float]:
