@@ -39,7 +39,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nb201_ground_truth import TASK
+from nb201_ground_truth import TASK, mean_test_accuracy, top_fraction_tau
 from supernet_ranking import scores_for, supernet_tag
 
 from nasagent.core import Result
@@ -110,26 +110,14 @@ def search_curves(strategy: str, seeds: list[int], score: dict, truth: dict, bud
 
 
 def rank_agreement(score: dict[str, float], truth: dict[str, float]) -> dict[str, float]:
-    """Kendall tau of a supernet's scores with the table, over all cells and over the table's top 10 %."""
+    """Kendall tau of a supernet's scores with the table, over all cells and over the table's top 10 % (the same
+    top-10 % tau as ``supernet_ranking.py``'s)."""
     from scipy.stats import kendalltau
 
     cells = sorted(truth)
     t = np.array([truth[c] for c in cells])
     s = np.array([score[c] for c in cells])
-    top = t >= np.quantile(t, 0.9)
-    return {"kendall_tau": float(kendalltau(s, t).statistic), "kendall_tau_top10": float(kendalltau(s[top], t[top]).statistic)}
-
-
-def _digits_truth() -> dict[str, float]:
-    """The digits16 ground truth (mean test accuracy over its seeds) of the 100 trained cells."""
-    from nb201_ground_truth import load_table, sample_archs
-
-    table = load_table(TASK)
-    archs = [a for a in sample_archs(100) if a in table]
-    if len(archs) < 10:
-        raise SystemExit("the ground truth is missing: run benchmarks/nb201_ground_truth.py first")
-    seeds = sorted(set.intersection(*(set(table[a]) for a in archs)))
-    return {a: float(np.mean([table[a][s]["test_accuracy"] for s in seeds])) for a in archs}
+    return {"kendall_tau": float(kendalltau(s, t).statistic), "kendall_tau_top10": top_fraction_tau(t, s)}
 
 
 def random_curve(seed: int, score: dict[str, float], truth: dict[str, float]) -> np.ndarray:
@@ -184,7 +172,7 @@ def main() -> None:
     cells = _cells()
     seeds = range(args.supernet_seeds)
     with ProcessPoolExecutor(args.workers) as ex:
-        # train each seed's tree once (the two estimators share its checkpoints), then score every cell
+        # train each seed's tree once (one-shot and few-shot-thesis share its checkpoints), then score every cell
         list(ex.map(score_job, ["few-shot-thesis"] * len(seeds), seeds, [args.epochs] * len(seeds),
                     [args.batch_size] * len(seeds), [cells[:1]] * len(seeds)))
         futures = {(e, s): ex.submit(score_job, e, s, args.epochs, args.batch_size, None) for s in seeds for e in ESTIMATORS}
@@ -207,7 +195,7 @@ def main() -> None:
     print(f"searches done ({time.time() - t0:.0f} s)", flush=True)
 
     rows, verdicts = summarise(curves, at, len(seeds), "nb201")
-    digits_truth = _digits_truth()
+    digits_truth = mean_test_accuracy(100, TASK)[0]
     dcurves: dict[tuple[str, str], list[np.ndarray]] = {}
     for s in seeds:
         for est in (*ESTIMATORS, "truth"):

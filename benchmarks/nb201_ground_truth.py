@@ -80,15 +80,21 @@ def load_table(task: dict = TASK, cache: Path | None = None) -> dict:
     return out
 
 
-def random_reference(task: dict = TASK) -> tuple[float, float, np.ndarray]:
-    """The ground truth's random cells as a yardstick: the median test accuracy of their all-seed means, its
-    bootstrap standard error (2,000 resamples, seed 0), and the means themselves."""
+def mean_test_accuracy(n: int = 100, task: dict = TASK) -> tuple[dict[str, float], list[int]]:
+    """The truth readers compare against: each trained cell among the first ``n`` sampled, in sample order, with
+    its test accuracy averaged over the seeds that every one of them has; and those seeds."""
     table = load_table(task)
-    archs = [a for a in sample_archs(100) if a in table]
+    archs = [a for a in sample_archs(n) if a in table]
     if len(archs) < 10:
         raise SystemExit("the ground truth is missing: run benchmarks/nb201_ground_truth.py first")
     seeds = sorted(set.intersection(*(set(table[a]) for a in archs)))
-    acc = np.array([np.mean([table[a][s]["test_accuracy"] for s in seeds]) for a in archs])
+    return {a: float(np.mean([table[a][s]["test_accuracy"] for s in seeds])) for a in archs}, seeds
+
+
+def random_reference(task: dict = TASK) -> tuple[float, float, np.ndarray]:
+    """The ground truth's random cells as a yardstick: the median test accuracy of their all-seed means, its
+    bootstrap standard error (2,000 resamples, seed 0), and the means themselves."""
+    acc = np.array(list(mean_test_accuracy(100, task)[0].values()))
     boot = np.random.default_rng(0).choice(acc, size=(2000, len(acc)))
     return float(np.median(acc)), float(np.median(boot, axis=1).std()), acc
 

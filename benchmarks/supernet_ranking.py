@@ -49,7 +49,7 @@ import numpy as np
 from scipy.stats import kendalltau, spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nb201_ground_truth import TASK, config_tag, load_table, sample_archs, top_fraction_tau  # noqa: E402
+from nb201_ground_truth import TASK, config_tag, mean_test_accuracy, top_fraction_tau  # noqa: E402
 
 from nasagent.report.results import CACHE_DIR, RESULTS_DIR, beats, machine_info, mean_se, write_results  # noqa: E402
 
@@ -188,12 +188,9 @@ def main() -> None:
     from nasagent.evaluation.datasets import load_dataset
     from nasagent.spaces.nb201 import NB201Space
 
-    table = load_table(TASK)
-    archs = [a for a in sample_archs(args.archs) if a in table]
-    if len(archs) < 10:
-        raise SystemExit("the ground truth is missing: run benchmarks/nb201_ground_truth.py first")
-    seeds_gt = sorted(set.intersection(*(set(table[a]) for a in archs)))
-    truth_digits = np.array([np.mean([table[a][s]["test_accuracy"] for s in seeds_gt]) for a in archs])
+    truth, seeds_gt = mean_test_accuracy(args.archs, TASK)
+    archs = list(truth)
+    truth_digits = np.array(list(truth.values()))
     sp = NB201Space()
     nb = nb201_benchmark()
     truth_nb201 = np.array([nb.value(sp.key(sp.parse(a)), "accuracy") for a in archs])
