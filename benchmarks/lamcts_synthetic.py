@@ -1,6 +1,6 @@
 """LA-MCTS against black-box baselines on the shifted synthetic functions (issue 5, thesis Figs. 5.6-5.8).
 
-Methods (same seeds, one run, one cache): LA-MCTS with TuRBO-1 / GP-EI BO / CMA-ES inside the selected region,
+Methods (same seeds, one run, one cache): LA-MCTS with TuRBO-1 / GP-EI BO / CMA-ES / COBYLA inside the selected region,
 TuRBO-1 alone, CMA-ES, Optuna TPE, nevergrad NGOpt, random, and the brief's other baselines: differential
 evolution (nevergrad ``DE``), dual annealing (scipy; the thesis finds it best on Rosenbrock) and plain GP-EI
 Bayesian optimisation over the whole box (``bo``, botorch), and LaNAS (``lanas``: its fixed linear-partition tree on the
@@ -13,7 +13,8 @@ The defaults are the issue's 20-D scale (500 evaluations, 5 seeds). The 100-D pa
 batch 10 allowed) goes to its own file::
 
     python benchmarks/lamcts_synthetic.py --tasks ackley-100,rosenbrock-100 --seeds 3 --budget 1000 --batch 10 \
-        --name lamcts_synthetic_100d --methods lamcts-turbo,lamcts-turbo-reuse,lamcts-cmaes,turbo,cmaes,optuna-tpe,ngopt,random
+        --name lamcts_synthetic_100d --methods lamcts-turbo,lamcts-turbo-reuse,lamcts-bo,lamcts-cmaes,lamcts-cobyla,turbo,\
+cmaes,optuna-tpe,ngopt,random,de,dual-annealing,lanas
 
 ``--budget``, ``--seeds``, ``--tasks``, ``--methods`` and ``--batch`` set the scale; ``--workers 2`` runs two at a time and the results file records
 what was run. Each (method, task, seed) is cached under benchmarks/cache/lamcts/. Writes
@@ -45,6 +46,8 @@ METHODS: dict[str, tuple[str, dict]] = {
                                       "reuse_region_data": True, "local_n_init": 5}),
     "lamcts-bo": ("lamcts", {"solver": "bo", "preset": "synthetic"}),
     "lamcts-cmaes": ("lamcts", {"solver": "cmaes", "preset": "synthetic"}),
+    # not the thesis: COBYLA (scipy) as the local solver, started at the region's best point
+    "lamcts-cobyla": ("lamcts", {"solver": "cobyla", "preset": "synthetic"}),
     "turbo": ("turbo", {}),
     "cmaes": ("cmaes", {}),
     "optuna-tpe": ("optuna-tpe", {}),
@@ -110,9 +113,10 @@ def dual_annealing_values(bench, metric: str, sign: float, seed: int, budget: in
 
 
 def batched(method: str, batch: int) -> bool:
-    """Whether ``--batch`` applies: TuRBO, and LA-MCTS whose solver proposes batches (not CMA-ES); others stay sequential."""
+    """Whether ``--batch`` applies: TuRBO, and LA-MCTS whose solver proposes batches (not CMA-ES or COBYLA);
+    others stay sequential."""
     name, opts = METHODS[method]
-    return batch > 1 and (name == "turbo" or (name == "lamcts" and opts.get("solver", "turbo") != "cmaes"))
+    return batch > 1 and (name == "turbo" or (name == "lamcts" and opts.get("solver", "turbo") not in ("cmaes", "cobyla")))
 
 
 def cache_path(task: str, method: str, seed: int, budget: int, bench_options: dict | None = None, batch: int = 1,

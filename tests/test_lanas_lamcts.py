@@ -308,13 +308,85 @@ def test_turbo_keeps_to_the_region_the_thesis_way():
     assert region.contains(batch).all() and solver.fallbacks == 0  # (c)
 
 
-@pytest.mark.parametrize("solver", ["turbo", "cmaes", "bo"])
+@pytest.mark.parametrize("solver", ["turbo", "cmaes", "bo", "cobyla"])
 def test_local_solvers_inside_lamcts(solver):
-    opts = {"turbo": {"local_n_init": 4}, "cmaes": {}, "bo": {}}[solver]
-    budget = {"turbo": 28, "cmaes": 40, "bo": 20}[solver]
+    opts = {"turbo": {"local_n_init": 4}, "cmaes": {}, "bo": {}, "cobyla": {}}[solver]
+    budget = {"turbo": 28, "cmaes": 40, "bo": 20, "cobyla": 40}[solver]
     r = minimize(_sphere, [(-2, 2)] * 3, budget=budget, seed=0, solver=solver, n_init=12, leaf_size=6, **opts)
     assert r.nfev == budget
     assert r.fun < np.min(r.history_y[:12])
+
+
+def test_cobyla_solver_is_scipys_cobyla_through_ask_tell():
+    """Driven by ask/tell, the solver proposes exactly the points scipy's COBYLA evaluates when it calls the
+    function itself, stops when COBYLA converges, and a failed evaluation is told as the worst value so far."""
+    from scipy.optimize import minimize as scipy_minimize
+
+    from nasagent.strategies.local_solvers import CobylaSolver
+
+    lo, hi = np.full(3, -2.0), np.full(3, 2.0)
+    target = np.array([0.3, -0.4, 0.9])
+
+    def f(x):
+        return float(np.sum((x - target) ** 2))
+
+    start = np.array([1.5, 1.5, -1.5])
+    seen = []
+
+    def in_unit(u):
+        x = lo + np.clip(u, 0, 1) * (hi - lo)
+        seen.append(x)
+        return f(x)
+
+    ref = scipy_minimize(in_unit, (start - lo) / (hi - lo), method="COBYLA", bounds=[(0, 1)] * 3,
+                         options={"rhobeg": 0.2, "tol": 1e-6, "maxiter": 10_000})
+    solver = CobylaSolver(lo, hi, np.random.default_rng(0), start=start, rhobeg=0.2, rhoend=1e-6)
+    asked = []
+    while not solver.done:
+        x = solver.ask()
+        asked.append(x)
+        solver.tell(x, -f(x))
+    assert len(asked) == ref.nfev and np.allclose(asked, seen)
+    assert f(asked[int(np.argmin([f(x) for x in asked]))]) < 1e-8
+    # a failed evaluation mid-run: COBYLA is told the worst value seen, and the run goes on
+    solver = CobylaSolver(lo, hi, np.random.default_rng(0), start=start, rhobeg=0.2)
+    for i in range(6):
+        x = solver.ask()
+        solver.tell(x, None if i == 4 else -f(x))
+    assert solver.values[4] == max(solver.values[:4]) and not solver.done
+    with pytest.raises(NasagentError, match="rhoend < rhobeg"):
+        CobylaSolver(lo, hi, np.random.default_rng(0), rhobeg=0.1, rhoend=0.2)
+
+
+def test_cobyla_solver_snapshot_replays_and_extra_asks_wait():
+    """A pickled solver (its COBYLA thread is not pickled) replays the told values and proposes the same points
+    as the original, also with a point outstanding; asks while COBYLA waits are region draws that leave it alone."""
+    import pickle
+
+    from nasagent.strategies.local_solvers import CobylaSolver
+
+    lo, hi = np.zeros(4), np.ones(4)
+
+    def f(x):
+        return -float(np.sum((x - 0.3) ** 2))
+
+    a = CobylaSolver(lo, hi, np.random.default_rng(0), start=np.full(4, 0.8), rhobeg=0.1)
+    for _ in range(7):
+        x = a.ask()
+        a.tell(x, f(x))
+    pending = a.ask()
+    extra = a.ask()  # COBYLA still waits on ``pending``: an extra point, told, then ignored by COBYLA
+    a.tell(extra, 5.0)
+    b = pickle.loads(pickle.dumps(a))
+    for s in (a, b):
+        s.tell(pending, f(pending))
+    xa, xb = [], []
+    for s, out in ((a, xa), (b, xb)):
+        for _ in range(10):
+            x = s.ask()
+            out.append(x)
+            s.tell(x, f(x))
+    assert np.allclose(xa, xb) and len(a.values) == len(b.values) == 18
 
 
 def test_batch_asks_before_tells():
@@ -463,6 +535,7 @@ def test_linear_policy_observation_normalisation():
 @pytest.mark.parametrize("name,space_name,opts", [
     ("lanas", "nb201", {"height": 3, "n_init": 5, "n_select": 3}),
     ("lamcts", "box-3", {"solver": "turbo", "n_init": 8, "local_n_init": 4, "leaf_size": 6}),
+    ("lamcts", "box-3", {"solver": "cobyla", "n_init": 8, "leaf_size": 6}),
 ])
 def test_snapshot_resumes_identically(name, space_name, opts):
     import pickle

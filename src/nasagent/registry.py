@@ -214,7 +214,7 @@ STRATEGIES: dict[str, StrategyEntry] = {
     "optuna-tpe": StrategyEntry("nasagent.strategies.optuna_samplers:OptunaTPE", "Optuna's TPE sampler over the sequential decisions (or a box)"),
     "optuna-nsga2": StrategyEntry("nasagent.strategies.optuna_samplers:OptunaNSGA2", "Optuna's NSGA-II sampler over the sequential decisions (or a box)"),
     "lanas": StrategyEntry("nasagent.strategies.lanas:LaNAS", "LaNAS: fixed tree of learned linear partitions + UCB (thesis Ch. 4)"),
-    "lamcts": StrategyEntry("nasagent.strategies.lamcts:LAMCTS", "LA-MCTS: K-means/SVM partition tree + local solver (--opt solver=turbo|bo|cmaes|random); boxes"),
+    "lamcts": StrategyEntry("nasagent.strategies.lamcts:LAMCTS", "LA-MCTS: K-means/SVM partition tree + local solver (--opt solver=turbo|bo|cmaes|cobyla|random); boxes"),
     "turbo": StrategyEntry("nasagent.strategies.turbo:TuRBO", "TuRBO-1: trust-region Bayesian optimisation with restarts (boxes)"),
     "cmaes": StrategyEntry("nasagent.strategies.cma_es:CMAES", "CMA-ES (the cmaes package) with restarts (boxes)"),
     "neural-predictor": StrategyEntry("nasagent.strategies.neural_predictor:NeuralPredictorSearch", "Neural Predictor: N random, GCN ranks a pool, top K (--opt mode=iterative: BANANAS-like refits)"),

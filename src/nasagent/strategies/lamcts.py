@@ -1,5 +1,5 @@
 """LA-MCTS (thesis Ch. 5): learn a partition of a box with K-means + SVM splits, pick a region by UCB, and run a
-local solver (TuRBO-1, GP-EI BO, CMA-ES or random) inside it.
+local solver (TuRBO-1, GP-EI BO, CMA-ES, COBYLA or random) inside it.
 
 ``LAMCTSOptimizer`` is the algorithm as a plain ask/tell object in the problem's coordinates, for use in any
 code (``minimize=True`` flips the sign of what you tell it). ``LAMCTS`` is the same algorithm as a nasagent
@@ -9,7 +9,8 @@ strategy on a ``BoxSpace`` (benchmarks ackley-20, rover-60, lunar, swimmer, ...)
 One iteration (thesis section 5.3): rebuild the tree from all samples (split every leaf holding more than
 ``leaf_size`` samples while it is splittable), descend by UCB to a leaf, and start a local solver in the leaf's
 region (the intersection of the SVM decisions along the path). The solver runs until it reports ``done``
-(TuRBO: its trust region collapsed; BO and random: ``batch_size`` proposals; CMA-ES: it stopped or stalled);
+(TuRBO: its trust region collapsed; BO and random: ``batch_size`` proposals; CMA-ES: it stopped or stalled;
+COBYLA: it converged);
 everything it evaluates joins the data. Every evaluation counts against the budget: the runner evaluates each
 point the solver proposes.
 """
@@ -23,7 +24,14 @@ import numpy as np
 from nasagent.core import NasagentError, Result, Trial
 from nasagent.strategies.base import Proposal, Strategy
 from nasagent.strategies.lamcts_tree import KERNELS, SAMPLERS, PartitionTree
-from nasagent.strategies.local_solvers import BOSolver, CMAESSolver, RandomSolver, TurboSolver, check_solver
+from nasagent.strategies.local_solvers import (
+    BOSolver,
+    CMAESSolver,
+    CobylaSolver,
+    RandomSolver,
+    TurboSolver,
+    check_solver,
+)
 from nasagent.strategies.partition import check_formula, resolve_cp
 
 #: hyper-parameters per task family. "synthetic" and "mujoco" are the thesis' (section 5.4, appendix): C_p 1 and
@@ -226,11 +234,11 @@ class LAMCTSOptimizer:
             self.bo_theta = solver.theta
         elif name == "cmaes":
             mean = Xin[int(np.argmax(fin))] if len(fin) else None
-            sigma = self.cmaes_sigma
-            if sigma is None:  # the spread of the region's samples in unit coordinates, within [0.05, 0.25]
-                spread = ((Xin - self.lower) / (self.upper - self.lower)).std(axis=0).mean() if len(fin) > 1 else 0.25
-                sigma = float(np.clip(spread, 0.05, 0.25))
+            sigma = self.cmaes_sigma if self.cmaes_sigma is not None else self._region_step(Xin)
             solver = CMAESSolver(self.lower, self.upper, self.rng, reg, mean=mean, sigma=sigma, patience=self.cmaes_patience)
+        elif name == "cobyla":
+            start = Xin[int(np.argmax(fin))] if len(fin) else None
+            solver = CobylaSolver(self.lower, self.upper, self.rng, reg, start=start, rhobeg=self._region_step(Xin))
         else:
             solver = RandomSolver(self.lower, self.upper, self.rng, reg, centres=Xin, batch_size=self.batch_size)
         self.solver = solver
@@ -244,6 +252,13 @@ class LAMCTSOptimizer:
         if self.keep_trees:
             entry["tree"] = tree.dump()
         self.history.append(entry)
+
+    def _region_step(self, Xin: np.ndarray) -> float:
+        """A local solver's first step: the spread of the region's samples in unit coordinates, within [0.05, 0.25]."""
+        if len(Xin) < 2:
+            return 0.25
+        spread = ((Xin - self.lower) / (self.upper - self.lower)).std(axis=0).mean()
+        return float(np.clip(spread, 0.05, 0.25))
 
     def tree_dump(self) -> list[dict]:
         """The current tree (rebuilt from all data now if no iteration has run yet)."""

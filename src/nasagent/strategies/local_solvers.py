@@ -16,19 +16,25 @@ proposes is evaluated by the runner, so all solver evaluations count against the
   the region by the Fig. 5.4 cube heuristic; ``batch_size`` proposals per LA-MCTS iteration.
 - ``CMAESSolver``: CMA-ES from the ``cmaes`` package in the unit cube, started at the best point of the region,
   asked points resampled until they fall in the region; runs until CMA-ES stops or stalls.
+- ``CobylaSolver``: scipy's COBYLA (Powell's linear-model trust region) in the unit cube, started at the best
+  point of the region with a first step the size of the region; runs until COBYLA converges. Not in the thesis:
+  a derivative-free local method for smooth valleys (Rosenbrock), where the GP and CMA-ES solvers crawl.
 - ``RandomSolver``: ``batch_size`` uniform points in the region per iteration.
 """
 
 from __future__ import annotations
 
 import math
+import queue
+import threading
+import weakref
 
 import numpy as np
 
 from nasagent.core import NasagentError
 from nasagent.strategies.lamcts_tree import Region, sample_region
 
-SOLVERS = ("turbo", "bo", "cmaes", "random")
+SOLVERS = ("turbo", "bo", "cmaes", "cobyla", "random")
 
 
 class LocalSolver:
@@ -365,6 +371,122 @@ class CMAESSolver(LocalSolver):
         self.generation, self.asked_in_gen = [], 0
         if self.cma.should_stop() or self.stall >= self.patience:
             self._stop = True
+
+
+# -- COBYLA ---------------------------------------------------------------------------------------------------------
+_FINISHED = object()  # COBYLA returned: no more points
+_STOP = object()  # told to the COBYLA thread when its solver is dropped mid-run
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _run_cobyla(u0, rhobeg, rhoend, max_evals, asks: queue.Queue, tells: queue.Queue) -> None:
+    """scipy's COBYLA, driven by the queues: each point it wants goes out on ``asks``, its value comes back on
+    ``tells``. Runs in a thread of its own, so that a callback-driven optimiser can serve ask/tell."""
+    from scipy.optimize import minimize
+
+    def objective(u):
+        asks.put(np.clip(u, 0.0, 1.0))
+        value = tells.get()
+        if value is _STOP:
+            raise _Stopped
+        return value
+
+    try:
+        minimize(objective, u0, method="COBYLA", bounds=[(0.0, 1.0)] * len(u0),
+                 options={"rhobeg": rhobeg, "tol": rhoend, "maxiter": max_evals})
+    except _Stopped:
+        return
+    except Exception as e:  # noqa: BLE001 - handed to the solver, which raises it as a NasagentError
+        asks.put(e)
+        return
+    asks.put(_FINISHED)
+
+
+class CobylaSolver(LocalSolver):
+    """One COBYLA run in the unit cube from ``start`` with first step ``rhobeg``, until its step falls below
+    ``rhoend`` or it made ``max_evals`` evaluations.
+
+    COBYLA asks one point at a time; points asked while one is pending are extra draws in the region (their
+    values go to LA-MCTS only). Its steps are not confined to the region: the region chooses where it starts.
+    A failed evaluation is told to COBYLA as the worst value of the run. COBYLA is deterministic, so a
+    snapshot keeps only the values told; a restored solver replays them into a fresh COBYLA run and goes on
+    exactly where it was.
+    """
+
+    def __init__(self, lower, upper, rng, region: Region | None = None, start: np.ndarray | None = None,
+                 rhobeg: float = 0.25, rhoend: float = 1e-6, max_evals: int = 100_000):
+        super().__init__(lower, upper, rng, region)
+        if not 0 < rhoend < rhobeg:
+            raise NasagentError(f"COBYLA needs 0 < rhoend < rhobeg, got rhoend={rhoend}, rhobeg={rhobeg}")
+        self.u0 = np.full(self.dim, 0.5) if start is None else np.clip(self.to_unit(start), 0.0, 1.0)
+        self.rhobeg, self.rhoend, self.max_evals = float(rhobeg), float(rhoend), int(max_evals)
+        self.values: list[float] = []  # minimised values told to COBYLA, in order (the replay log)
+        self.waiting: np.ndarray | None = None  # the point COBYLA waits on (asked, not yet told)
+        self.upcoming = None  # the next point COBYLA wants (or _FINISHED), fetched to answer ``done``
+        self._thread = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.update(_thread=None, _asks=None, _tells=None)
+        if state["upcoming"] is _FINISHED:
+            state["upcoming"] = "finished"
+        return state
+
+    def __setstate__(self, state):
+        if isinstance(state.get("upcoming"), str):
+            state["upcoming"] = _FINISHED
+        self.__dict__.update(state)
+
+    def _cobyla_tells(self) -> queue.Queue:
+        """The queue that takes COBYLA's values; starts the COBYLA thread (replaying the told values) if needed."""
+        if self._thread is None:
+            self._asks, self._tells = queue.Queue(), queue.Queue()
+            self._thread = threading.Thread(target=_run_cobyla, daemon=True, name="nasagent-cobyla",
+                                            args=(self.u0, self.rhobeg, self.rhoend, self.max_evals, self._asks, self._tells))
+            self._thread.start()
+            weakref.finalize(self, self._tells.put, _STOP)  # a dropped solver stops its thread
+            for v in self.values:
+                self._asks.get()
+                self._tells.put(v)
+            if self.waiting is not None or self.upcoming is not None:
+                self._asks.get()  # the point that was outstanding when the snapshot was taken
+        return self._tells
+
+    def _next_point(self):
+        self._cobyla_tells()
+        item = self._asks.get()
+        if isinstance(item, BaseException):
+            raise NasagentError(f"COBYLA stopped with an error: {item!r}") from item
+        return item
+
+    @property
+    def done(self) -> bool:
+        if self.waiting is not None:
+            return False
+        if self.upcoming is None:
+            self.upcoming = self._next_point()
+        return self.upcoming is _FINISHED
+
+    def _ask(self):
+        if self.waiting is not None or self.done:  # COBYLA is waiting for a value, or finished: an extra point
+            return self.region_points(1)[0]
+        self.waiting, self.upcoming = self.upcoming, None
+        return self.from_unit(self.waiting)
+
+    def _tell(self, x, f):
+        if self.waiting is None or not np.allclose(self.to_unit(x), self.waiting, rtol=0.0, atol=1e-12):
+            return  # an extra point
+        tells = self._cobyla_tells()
+        self.waiting = None
+        if f is None and not self.values:  # the first evaluation failed: nothing to compare with, end this run
+            self.upcoming = _FINISHED
+            tells.put(_STOP)
+            return
+        self.values.append(max(self.values) if f is None else -float(f))  # COBYLA minimises; failed = worst
+        tells.put(self.values[-1])
 
 
 def check_solver(name: str) -> str:
