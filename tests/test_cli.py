@@ -40,6 +40,58 @@ def test_bad_input_gives_one_line_and_nonzero_exit(tmp_path):
         assert "Traceback" not in r.output
 
 
+def test_wrong_option_values_and_resume_conflicts_are_refused(tmp_path):
+    """Text where a number or flag belongs, impossible network sizes, a seed passed as an option, compare's
+    malformed requests and options that a resumed run cannot change: one line each, nothing run."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "text.npz").write_text("not an archive")
+    cases = [
+        (["search", "-s", "evolution", "--opt", "population_size=abc"], "option 'population_size' must be an integer, got 'abc'"),
+        (["search", "-s", "alphax", "--opt", "c=abc"], "option 'c' must be a number"),
+        (["search", "-s", "random", "--opt", "seed=1"], "the seed is not a strategy option"),
+        (["search", "-b", "train:digits", "--bopt", "curve_stop=maybe"], "'curve_stop' must be true or false"),
+        (["search", "-b", "train:digits", "--bopt", "C=-4"], "network size C must be an integer >= 1, got -4"),
+        (["search", "-b", "train:digits", "--space", "darts", "--bopt", "layers=0"], "network size layers must be"),
+        (["search", "-b", "train:" + str(tmp_path / "text.npz")], "is not a .npz archive"),
+        (["search", "-b", "nb201-csv", "--table", str(tmp_path / "folder")], "is a folder"),
+        (["compare", "--seeds", "0", "--budget", "5", "--at", "3"], "at least one seed"),
+        (["compare", "--strategies", "random,random", "--seeds", "1", "--budget", "5", "--at", "3"], "appears twice"),
+        (["compare", "--strategies", "random", "--seeds", "1", "--budget", "5", "--at", "3", "--opt", "evo.population_size=3"],
+         "not among the strategies"),
+        (["compare", "--strategies", "random,nope", "--seeds", "1", "--budget", "5", "--at", "3"], "unknown strategy 'nope'"),
+        (["compare", "--at", "abc"], "--at takes comma-separated sample counts"),
+    ]
+    for args, fragment in cases:
+        r = runner.invoke(app, args)
+        assert r.exit_code != 0, args
+        assert fragment in r.output, (args, r.output)
+        assert "Traceback" not in r.output
+    out = tmp_path / "run"
+    assert runner.invoke(app, ["search", "-s", "random", "--budget", "5", "--out", str(out), "-q"]).exit_code == 0
+    for args, fragment in [(["-b", "nbgraph/cora"], "--benchmark cannot change on --resume"),
+                           (["--seed", "3"], "--seed cannot change"), (["--opt", "x=1"], "--opt cannot be given with --resume")]:
+        r = runner.invoke(app, ["search", "--resume", str(out), "-q", *args])
+        assert r.exit_code != 0 and fragment in r.output, (args, r.output)
+    r = runner.invoke(app, ["search", "--resume", str(out), "-b", "nb201", "--budget", "8", "-q"])
+    assert r.exit_code == 0, r.output  # repeating the run's own values is fine
+
+
+def test_user_files_are_stored_by_absolute_path(tmp_path, monkeypatch, nb201):
+    """A run started with relative paths must stay readable from any other directory (report, export, resume)."""
+    import numpy as np
+
+    from nasagent.api import make_config
+
+    monkeypatch.chdir(tmp_path)
+    np.savez("data.npz", x=np.zeros((40, 1, 8, 8), np.float32), y=np.arange(40) % 2)
+    with open("table.csv", "w") as f:
+        f.write("architecture,val\n" + "".join(f"{k},{nb201.value(k, 'accuracy')}\n" for k in nb201.keys[:50]))
+    assert make_config("train:data.npz", "random", 5).benchmark == f"train:{tmp_path / 'data.npz'}"
+    config = make_config("nb201-csv", "random", 5, benchmark_options={"table": "table.csv"})
+    assert config.benchmark_options["table"] == str(tmp_path / "table.csv")
+    assert make_config("train:digits", "random", 5).benchmark == "train:digits"  # built-in names stay names
+
+
 def test_list_shows_names_and_metrics():
     r = runner.invoke(app, ["list"])
     assert r.exit_code == 0 and "nb201" in r.output and "local-search" in r.output

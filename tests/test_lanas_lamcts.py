@@ -348,6 +348,14 @@ def test_cobyla_solver_is_scipys_cobyla_through_ask_tell():
         solver.tell(x, -f(x))
     assert len(asked) == ref.nfev and np.allclose(asked, seen)
     assert f(asked[int(np.argmin([f(x) for x in asked]))]) < 1e-8
+    # told the start's value, the solver answers COBYLA's first point itself: one evaluation fewer, same run
+    known = CobylaSolver(lo, hi, np.random.default_rng(0), start=start, start_value=-f(start), rhobeg=0.2, rhoend=1e-6)
+    asked_known = []
+    while not known.done:
+        x = known.ask()
+        asked_known.append(x)
+        known.tell(x, -f(x))
+    assert np.allclose(seen[0], start) and np.allclose(asked_known, seen[1:])
     # a failed evaluation mid-run: COBYLA is told the worst value seen, and the run goes on
     solver = CobylaSolver(lo, hi, np.random.default_rng(0), start=start, rhobeg=0.2)
     for i in range(6):
@@ -387,6 +395,39 @@ def test_cobyla_solver_snapshot_replays_and_extra_asks_wait():
             out.append(x)
             s.tell(x, f(x))
     assert np.allclose(xa, xb) and len(a.values) == len(b.values) == 18
+
+
+def test_lamcts_cobyla_restarts_never_repeat_a_run():
+    """COBYLA is deterministic: LA-MCTS must not restart it where a run already started (it would replay it)."""
+    def bumpy(x):
+        return float(np.sin(3 * np.asarray(x)).sum() + ((np.asarray(x) - 0.2) ** 2).sum())
+
+    r = minimize(bumpy, [(-2, 2)] * 3, budget=300, seed=0, solver="cobyla", n_init=10)
+    assert len(r.optimizer.history) >= 3  # several COBYLA runs
+    assert len(np.unique(r.history_x, axis=0)) == len(r.history_x)  # no evaluation repeated
+
+
+def test_lamcts_cobyla_on_a_box_far_from_the_origin():
+    """Each value must reach COBYLA although unit-cube coordinates of a box far from 0 round off."""
+    off = 1e6
+    r = minimize(lambda x: float(np.sum((np.asarray(x) - off - 0.3) ** 2)), [(off, off + 1)] * 2, budget=120, seed=0,
+                 solver="cobyla", n_init=10)
+    assert r.fun < 1e-8 and len(r.optimizer.history) >= 2  # COBYLA converged (it was told its values) and restarted
+
+
+def test_optuna_sampler_with_parallel_jobs():
+    optuna = pytest.importorskip("optuna")
+    from nasagent.integrations.optuna import LAMCTSSampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def objective(trial):
+        return (trial.suggest_float("x", -5, 5) - 1) ** 2 + (trial.suggest_float("y", -5, 5) + 2) ** 2
+
+    for solver in ("cobyla", "random"):
+        study = optuna.create_study(sampler=LAMCTSSampler(seed=0, solver=solver, n_init=8))
+        study.optimize(objective, n_trials=60, n_jobs=4)
+        assert len(study.trials) == 60 and all(t.state.name == "COMPLETE" for t in study.trials)
 
 
 def test_batch_asks_before_tells():

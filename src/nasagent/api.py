@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,21 @@ class RunConfig:
 
     def make_budget(self) -> Budget:
         return Budget(**{k: v for k, v in self.budget.items() if v is not None})
+
+
+def _absolute_path(value):
+    """An existing file or folder named by a relative path, made absolute; anything else unchanged."""
+    if isinstance(value, (str, os.PathLike)) and str(value) and Path(value).exists():
+        return str(Path(value).resolve())
+    return value
+
+
+def _absolute_data(spec: str) -> str:
+    """``train:FILE.npz`` (and ``oneshot:``/``fewshot:``) with the dataset's path made absolute."""
+    kind, sep, data = spec.partition(":")
+    if sep and kind in ("train", "oneshot", "fewshot") and data not in ("", "digits", "digits16"):
+        return f"{kind}:{_absolute_path(data)}"
+    return spec
 
 
 def _budget_dict(budget) -> dict:
@@ -161,7 +177,18 @@ def make_config(
     constraints=None,
     scalarization: str | None = None,
 ) -> RunConfig:
-    """A validated RunConfig: every name, option and budget is checked here, with one clear error."""
+    """A validated RunConfig: every name, option and budget is checked here, with one clear error.
+
+    Paths to files the user named (a table, a dataset) are stored absolute, so that ``report``, ``export`` and
+    ``--resume`` work from any directory.
+    """
+    if "seed" in (strategy_options or {}):
+        raise NasagentError("the seed is not a strategy option: set it with --seed (seed= in Python), "
+                            f"not --opt seed={strategy_options['seed']}")
+    benchmark = _absolute_data(benchmark)
+    benchmark_options = {k: _absolute_path(v) if k == "table" else v for k, v in (benchmark_options or {}).items()}
+    strategy_options = {k: _absolute_path(v) if k == "data" and v not in ("digits", "digits16") else v
+                        for k, v in (strategy_options or {}).items()}
     config = RunConfig(
         benchmark=benchmark,
         strategy=strategy,
@@ -463,7 +490,35 @@ def compare(
     enumerable space (so samples-to-optimum is never censored) and otherwise to ``max(at)``. Runs stop
     once they find the global optimum, and their regret stays 0 from there.
     """
+    if isinstance(seeds, int) and seeds < 1:
+        raise NasagentError(f"compare needs at least one seed, got seeds={seeds}")
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seeds or any(int(s) < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise NasagentError(f"compare seeds must be distinct non-negative integers, got {seeds}")
+    at = tuple(int(a) for a in at)
+    if not at or min(at) < 1:
+        raise NasagentError(f"regret is reported at sample counts >= 1; got {list(at)}")
+    if budget is not None and int(budget) < 1:
+        raise NasagentError(f"the budget must be at least 1 sample per run, got {budget}")
+    labelled = []
+    for s in strategies:
+        label, _, name = s.partition("=") if "=" in s else (s, "", s)
+        labelled.append((label.strip(), name.strip()))
+    given = [label for label, _ in labelled]
+    if not labelled:
+        raise NasagentError("compare needs at least one strategy")
+    repeated = sorted({lab for lab in given if given.count(lab) > 1})
+    if repeated:
+        raise NasagentError(f"strategy label {repeated[0]!r} appears twice; label repeats as label=name "
+                            f"(e.g. {repeated[0]}-b={repeated[0]}) to compare one strategy with other options")
+    stray = sorted(set(strategy_options or {}) - set(given))
+    if stray:
+        raise NasagentError(f"options are given for {stray[0]!r}, which is not among the strategies "
+                            f"({', '.join(given)}); options are keyed by label")
+    if any("seed" in o for o in (strategy_options or {}).values()):
+        raise NasagentError("the seed is not a strategy option: compare runs every strategy on the same --seeds")
+    for _, name in labelled:
+        strategy_class(name)  # an unknown name fails now, not after the other strategies' runs
     bench = make_benchmark(benchmark, **(benchmark_options or {}))
     objective = bench.objective(metric)
     opt = bench.optimum(objective)
@@ -472,10 +527,6 @@ def compare(
         budget = int(size) if size is not None and size <= 100_000 else max(at)
     if max(at) > budget:
         raise NasagentError(f"regret is asked at {max(at)} samples but the budget is {budget}")
-    labelled = []
-    for s in strategies:
-        label, _, name = s.partition("=") if "=" in s else (s, "", s)
-        labelled.append((label, name))
     tasks = [
         (benchmark, name, seed, budget, (strategy_options or {}).get(label, {}), benchmark_options or {}, metric, stop_at_optimum)
         for label, name in labelled

@@ -198,6 +198,21 @@ def search(
         if resume is not None:
             config, journal = api.load_config(resume)
             journal.close()
+            given = {"--benchmark": (benchmark, "nb201", config.benchmark), "--strategy": (strategy, "evolution", config.strategy),
+                     "--seed": (seed, 0, config.seed), "--workers": (workers, 1, config.workers),
+                     "--executor": (executor, "inline", config.executor), "--space": (space, None, config.space),
+                     "--metric": (metric, None, config.metric), "--mode": (mode, None, config.mode)}
+            for flag, (value, default, kept) in given.items():
+                if value != default and value != kept:
+                    raise NasagentError(f"{flag} cannot change on --resume: the run in {resume} uses {kept!r}; "
+                                        f"start a new run (--out) to search with {value!r}")
+            fixed = {"--opt": opt, "--bopt": bopt, "--data": data, "--out": out, "--table": table, "--objective": objective,
+                     "--constraint": constraint, "--scalarization": scalarization, "--max-memory": max_memory,
+                     "--arch-column": arch_column, "--cost-column": cost_column}
+            extra = [flag for flag, value in fixed.items() if value]
+            if extra:
+                raise NasagentError(f"{extra[0]} cannot be given with --resume: a resumed run keeps the options it was "
+                                    f"started with (only the budget may grow); start a new run (--out) to change them")
             _ray_only(ray_opts, config.executor)
             total = config.budget.get("evaluations")
             prog, update = _progress_display(total)
@@ -313,7 +328,10 @@ def compare(
         if band not in ("ci95", "iqr"):
             raise NasagentError(f"--band must be ci95 or iqr, got {band!r}")
         names = [s.strip() for s in strategies.split(",") if s.strip()]
-        at_list = tuple(int(a) for a in at.split(",") if a.strip())
+        try:
+            at_list = tuple(int(a) for a in at.split(",") if a.strip())
+        except ValueError:
+            raise NasagentError(f"--at takes comma-separated sample counts (e.g. 100,200), got {at!r}") from None
         per: dict[str, dict] = {}
         for k, v in parse_options(opt).items():
             label, dot, key = k.partition(".")

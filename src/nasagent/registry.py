@@ -230,6 +230,41 @@ def strategy_class(name: str):
     return _load(entry.path)
 
 
+def check_option_types(owner: str, fn, options: dict) -> None:
+    """Refuse a text value for an option that takes numbers or flags (``--opt c=abc``, ``--bopt curve_stop=maybe``)
+    with one line naming the option, before it reaches a constructor and fails deep inside it.
+
+    The CLI reads values as JSON and keeps what does not parse as text, so text is what a typo becomes; only
+    options whose annotation admits no text (no ``str``, path, literal or ``Any``) are checked.
+    """
+    import types
+    import typing
+
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: nothing to check against
+        return
+    for key, value in options.items():
+        if not isinstance(value, str) or key not in hints:
+            continue
+        kinds = [hints[key]]
+        names = []
+        while kinds:
+            kind = kinds.pop()
+            if typing.get_origin(kind) in (typing.Union, types.UnionType):
+                kinds.extend(typing.get_args(kind))
+                continue
+            if kind is type(None):
+                continue
+            if not isinstance(kind, type) or not issubclass(kind, (bool, int, float)):
+                break  # text may be fine (str, Path, Literal, Any, a class): leave it to the constructor
+            names.append(kind.__name__)
+        else:
+            if names:
+                what = "a number" if "float" in names else "an integer" if "int" in names else "true or false"
+                raise NasagentError(f"{owner} option {key!r} must be {what}, got {value!r}")
+
+
 def make_strategy(name: str, space, seed: int = 0, **options):
     cls = strategy_class(name)
     params = inspect.signature(cls.__init__).parameters
@@ -240,6 +275,7 @@ def make_strategy(name: str, space, seed: int = 0, **options):
         raise NasagentError(
             f"strategy {name!r} has no option {unknown[0]!r}; its options: {', '.join(allowed) or '(none)'}"
         )
+    check_option_types(f"strategy {name!r}", cls.__init__, options)
     return cls(space, seed=seed, **options)
 
 

@@ -212,6 +212,8 @@ def nb101_benchmark(path: str | Path, epochs: int = 108, max_nodes: int = 7, cac
         raise NasagentError(
             f"NB101 file {path} does not exist; download nasbench_only108.tfrecord from the NB101 release and pass its path"
         )
+    if path.is_dir():
+        raise NasagentError(f"NB101 file {path} is a folder; pass the nasbench_only108.tfrecord file itself")
     cp = _cache_path(path, epochs) if cache else None
     if cp is not None and cp.exists():
         z = np.load(cp, allow_pickle=False)

@@ -115,6 +115,8 @@ def csv_benchmark(path: str | Path, arch_column: str | None = None, cost_column:
     path = Path(path)
     if not path.exists():
         raise NasagentError(f"NB201 table file {path} does not exist")
+    if path.is_dir():
+        raise NasagentError(f"NB201 table {path} is a folder; pass the CSV file itself")
     space = NB201Space()
     try:
         with open(path, newline="") as f:

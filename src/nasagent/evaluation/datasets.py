@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -171,6 +172,8 @@ def _digits16(seed: int, copies: int, noise: float) -> tuple[np.ndarray, np.ndar
 # -- user files -----------------------------------------------------------------------------------------------
 def _load_npz(path: Path, seed: int, val_fraction: float, test_fraction: float, layout: str) -> Dataset:
     try:
+        if not zipfile.is_zipfile(path):
+            raise NasagentError(f"{path} is not a .npz archive; write one with numpy.savez(path, x=images, y=labels)")
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise NasagentError(f"cannot read {path} as a .npz file: {e}") from None

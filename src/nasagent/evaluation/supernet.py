@@ -457,6 +457,11 @@ def _check_options(spec: str, options: dict, allowed: set) -> None:
 def oneshot_benchmark(spec: str, space: str | None = None, checkpoint_dir=None, **options) -> SupernetBenchmark:
     """Registry entry for ``oneshot:<data>`` (options: epochs, seed, lr, batch_size, device, C, N, layers, data_seed)."""
     _check_options(spec, options, {"epochs", "seed", "lr", "batch_size", "device", "C", "N", "layers", "data_seed"})
+    from nasagent.evaluation.networks import check_sizes
+    from nasagent.registry import check_option_types
+
+    check_option_types(f"benchmark {spec!r}", OneShot.__init__, options)
+    check_sizes(options)
     data = _data_and_options(spec, options)
     est = OneShot(space or "nb201", data, **options)
     return SupernetBenchmark(est, f"oneshot:{data.name}", checkpoint_dir)

@@ -726,4 +726,9 @@ def training_benchmark(spec: str, space: str | None = None, **options) -> Traini
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise NasagentError(f"benchmark {spec!r} has no option {unknown[0]!r}; options: {', '.join(sorted(allowed))}")
+    from nasagent.evaluation.networks import check_sizes
+    from nasagent.registry import check_option_types
+
+    check_option_types(f"benchmark {spec!r}", TrainingBenchmark.__init__, options)
+    check_sizes(options)
     return TrainingBenchmark(data, space=space or "nb201", **options)

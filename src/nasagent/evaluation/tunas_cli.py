@@ -72,6 +72,8 @@ def search_cmd(
     def body():
         from nasagent.strategies.tunas import TunasSearch
 
+        if epochs < 1 or retrain_epochs < 0:
+            raise NasagentError(f"--epochs must be >= 1 and --retrain-epochs >= 0; got {epochs} and {retrain_epochs}")
         sp, dataset, model = _setup(space, data, data_seed, cost, table)
         search = TunasSearch(sp, target=target, cost=model, reward=reward, beta=beta, seed=seed, rl_lr=rl_lr)
         out.mkdir(parents=True, exist_ok=True)

@@ -7,11 +7,13 @@ sampler (``independent_sampler``, default Optuna's ``RandomSampler`` with the sa
 the sampler did not propose (enqueued trials, trials from another sampler) are told to LA-MCTS as extra
 observations. Single-objective studies only; pruned and failed trials count as failed evaluations. If the
 joint float space changes, LA-MCTS starts again on the new space (with the completed trials that cover it).
+Safe with ``study.optimize(..., n_jobs=k)``: one lock serialises the sampler's asks and tells.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
@@ -45,6 +47,16 @@ class LAMCTSSampler(BaseSampler):
         self._opt: LAMCTSOptimizer | None = None
         self._tokens: dict[int, int] = {}  # trial number -> LA-MCTS token
         self._seen: set[int] = set()  # trial numbers already told
+        self._lock = threading.RLock()  # Optuna's n_jobs > 1 calls the sampler from several threads
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     # -- Optuna's sampler interface ------------------------------------------------------------------------------
     def reseed_rng(self) -> None:
@@ -59,10 +71,11 @@ class LAMCTSSampler(BaseSampler):
     def sample_relative(self, study, trial, search_space: dict) -> dict:
         if not search_space:
             return {}
-        self._sync(study, search_space)
-        token, u = self._opt.ask_token()
-        self._tokens[trial.number] = token
-        return {name: self._from_internal(name, v) for name, v in zip(self._names, u)}
+        with self._lock:
+            self._sync(study, search_space)
+            token, u = self._opt.ask_token()
+            self._tokens[trial.number] = token
+            return {name: self._from_internal(name, v) for name, v in zip(self._names, u)}
 
     def sample_independent(self, study, trial, param_name, param_distribution):
         return self.independent.sample_independent(study, trial, param_name, param_distribution)
@@ -72,15 +85,16 @@ class LAMCTSSampler(BaseSampler):
 
     def after_trial(self, study, trial, state, values) -> None:
         self.independent.after_trial(study, trial, state, values)
-        token = self._tokens.pop(trial.number, None)
-        if token is None or self._opt is None:
-            return
-        x = self._internal(trial.params)
-        value = values[0] if state == TrialState.COMPLETE and values else None
-        if value is not None and not math.isfinite(value):
-            value = None
-        self._opt.tell_token(token, x, None if value is None else self._opt.sign * float(value))
-        self._seen.add(trial.number)
+        with self._lock:
+            token = self._tokens.pop(trial.number, None)
+            if token is None or self._opt is None:
+                return
+            x = self._internal(trial.params)
+            value = values[0] if state == TrialState.COMPLETE and values else None
+            if value is not None and not math.isfinite(value):
+                value = None
+            self._opt.tell_token(token, x, None if value is None else self._opt.sign * float(value))
+            self._seen.add(trial.number)
 
     # -- internals --------------------------------------------------------------------------------------------
     def _sync(self, study, search_space: dict) -> None:

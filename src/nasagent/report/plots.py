@@ -38,7 +38,10 @@ def plot_run(trace, objective, path: str | Path, title: str = "", optimum: float
     ax.set_xlabel("samples (unique architectures evaluated)")
     ax.set_ylabel(f"{objective.metric} ({objective.mode})")
     ax.set_title(title)
-    ax.legend(loc="lower right" if objective.mode == "max" else "upper right", fontsize=8)
+    if ax.get_legend_handles_labels()[1]:  # nothing to label when every trial failed
+        ax.legend(loc="lower right" if objective.mode == "max" else "upper right", fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no successful trial", transform=ax.transAxes, ha="center", color="tab:red")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)

@@ -139,7 +139,7 @@ class ProcessPoolExecutor(Executor):
                 out.append((trial, fut.result()))
             except cf.process.BrokenProcessPool:
                 broken = broken or gen == self.generation  # an old pool's failure was dealt with when it broke
-                out.append((trial, Result.failed("the worker process evaluating this trial died")))
+                out.append((trial, Result.failed("a worker process of the pool died while this trial was in flight (the pool breaks as a whole)")))
             except Exception as e:  # noqa: BLE001 - e.g. an unpicklable result
                 out.append((trial, Result.failed(f"{type(e).__name__}: {e}")))
         if broken:

@@ -23,7 +23,7 @@ import numpy as np
 
 from nasagent.core import NasagentError, Result, Trial
 from nasagent.strategies.base import Proposal, Strategy
-from nasagent.strategies.lamcts_tree import KERNELS, SAMPLERS, PartitionTree
+from nasagent.strategies.lamcts_tree import KERNELS, SAMPLERS, PartitionTree, sample_region
 from nasagent.strategies.local_solvers import (
     BOSolver,
     CMAESSolver,
@@ -196,7 +196,7 @@ class LAMCTSOptimizer:
             sid = entry[1]
             solver = self.solvers.get(sid)
             if solver is not None:
-                solver.tell(x, f)
+                solver.tell(entry[0], f)  # the point the solver asked for (x may come back rounded)
                 still = any(s == sid for _, s in self.pending.values())
                 if not still and solver is not self.solver:
                     del self.solvers[sid]
@@ -237,8 +237,9 @@ class LAMCTSOptimizer:
             sigma = self.cmaes_sigma if self.cmaes_sigma is not None else self._region_step(Xin)
             solver = CMAESSolver(self.lower, self.upper, self.rng, reg, mean=mean, sigma=sigma, patience=self.cmaes_patience)
         elif name == "cobyla":
-            start = Xin[int(np.argmax(fin))] if len(fin) else None
-            solver = CobylaSolver(self.lower, self.upper, self.rng, reg, start=start, rhobeg=self._region_step(Xin))
+            start, start_value = self._cobyla_start(Xin, fin, region)
+            solver = CobylaSolver(self.lower, self.upper, self.rng, reg, start=start, start_value=start_value,
+                                  rhobeg=self._region_step(Xin))
         else:
             solver = RandomSolver(self.lower, self.upper, self.rng, reg, centres=Xin, batch_size=self.batch_size)
         self.solver = solver
@@ -252,6 +253,26 @@ class LAMCTSOptimizer:
         if self.keep_trees:
             entry["tree"] = tree.dump()
         self.history.append(entry)
+
+    def _cobyla_start(self, Xin: np.ndarray, fin: np.ndarray, region) -> tuple[np.ndarray, float | None]:
+        """Where the next COBYLA run starts: the region's best point, with its value, unless a run started there
+        already; then a fresh point in the region. COBYLA is deterministic: restarted from the same point with the
+        same step it would repeat its last run point for point."""
+        used = self.__dict__.setdefault("cobyla_starts", set())
+        if len(fin):
+            i = int(np.argmax(fin))
+            if Xin[i].tobytes() not in used:
+                used.add(Xin[i].tobytes())
+                return Xin[i], float(fin[i])
+        x = sample_region(region, 1, self.rng, centres=Xin if len(Xin) else None)[0][0]
+        used.add(x.tobytes())
+        return x, None
+
+    def close(self) -> None:
+        """Release what the local solvers hold (COBYLA's thread); asking again resumes them."""
+        for solver in {id(s): s for s in [self.solver, *self.solvers.values()] if s is not None}.values():
+            if hasattr(solver, "close"):
+                solver.close()
 
     def _region_step(self, Xin: np.ndarray) -> float:
         """A local solver's first step: the spread of the region's samples in unit coordinates, within [0.05, 0.25]."""
@@ -371,6 +392,7 @@ def minimize(fun, bounds, budget: int = 500, seed: int = 0, batch_size: int = 1,
     finally:
         if pool is not None:
             pool.shutdown()
+        opt.close()
     if not ys:
         raise NasagentError(f"every one of the {nfail} evaluations failed (fun returned None or raised)")
     i = int(np.argmin(ys))

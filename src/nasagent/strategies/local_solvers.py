@@ -411,20 +411,23 @@ class CobylaSolver(LocalSolver):
 
     COBYLA asks one point at a time; points asked while one is pending are extra draws in the region (their
     values go to LA-MCTS only). Its steps are not confined to the region: the region chooses where it starts.
-    A failed evaluation is told to COBYLA as the worst value of the run. COBYLA is deterministic, so a
-    snapshot keeps only the values told; a restored solver replays them into a fresh COBYLA run and goes on
-    exactly where it was.
+    COBYLA's first point is ``start`` itself: given ``start_value`` (its known score), the solver answers it
+    without spending an evaluation. A failed evaluation is told to COBYLA as the worst value of the run.
+    COBYLA is deterministic, so a snapshot keeps only the values told; a restored solver replays them into a
+    fresh COBYLA run and goes on exactly where it was. ``close`` stops the thread (a later ask replays).
     """
 
     def __init__(self, lower, upper, rng, region: Region | None = None, start: np.ndarray | None = None,
-                 rhobeg: float = 0.25, rhoend: float = 1e-6, max_evals: int = 100_000):
+                 start_value: float | None = None, rhobeg: float = 0.25, rhoend: float = 1e-6,
+                 max_evals: int = 100_000):
         super().__init__(lower, upper, rng, region)
         if not 0 < rhoend < rhobeg:
             raise NasagentError(f"COBYLA needs 0 < rhoend < rhobeg, got rhoend={rhoend}, rhobeg={rhobeg}")
         self.u0 = np.full(self.dim, 0.5) if start is None else np.clip(self.to_unit(start), 0.0, 1.0)
+        self.start_value = None if start is None or start_value is None else float(start_value)
         self.rhobeg, self.rhoend, self.max_evals = float(rhobeg), float(rhoend), int(max_evals)
         self.values: list[float] = []  # minimised values told to COBYLA, in order (the replay log)
-        self.waiting: np.ndarray | None = None  # the point COBYLA waits on (asked, not yet told)
+        self.waiting: np.ndarray | None = None  # the point COBYLA waits on (asked, not yet told), in the box
         self.upcoming = None  # the next point COBYLA wants (or _FINISHED), fetched to answer ``done``
         self._thread = None
 
@@ -456,11 +459,21 @@ class CobylaSolver(LocalSolver):
         return self._tells
 
     def _next_point(self):
-        self._cobyla_tells()
+        tells = self._cobyla_tells()
         item = self._asks.get()
         if isinstance(item, BaseException):
             raise NasagentError(f"COBYLA stopped with an error: {item!r}") from item
+        if not self.values and self.start_value is not None and item is not _FINISHED and np.allclose(item, self.u0):
+            self.values.append(-self.start_value)  # the start, already evaluated: answered here
+            tells.put(self.values[-1])
+            return self._next_point()
         return item
+
+    def close(self) -> None:
+        """Stop the COBYLA thread now (rather than when the solver is garbage-collected)."""
+        if self._thread is not None:
+            self._tells.put(_STOP)
+            self._thread = None
 
     @property
     def done(self) -> bool:
@@ -473,11 +486,12 @@ class CobylaSolver(LocalSolver):
     def _ask(self):
         if self.waiting is not None or self.done:  # COBYLA is waiting for a value, or finished: an extra point
             return self.region_points(1)[0]
-        self.waiting, self.upcoming = self.upcoming, None
-        return self.from_unit(self.waiting)
+        self.waiting, self.upcoming = self.from_unit(self.upcoming), None
+        return self.waiting.copy()
 
     def _tell(self, x, f):
-        if self.waiting is None or not np.allclose(self.to_unit(x), self.waiting, rtol=0.0, atol=1e-12):
+        scale = np.abs(x) + (self.upper - self.lower)
+        if self.waiting is None or (np.abs(x - self.waiting) > 1e-9 * scale).any():
             return  # an extra point
         tells = self._cobyla_tells()
         self.waiting = None

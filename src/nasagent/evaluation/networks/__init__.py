@@ -94,6 +94,22 @@ def _construct(sp, arch, num_classes, input_shape, sizes):
         if sizes.get("stem", "cifar") not in STEMS:
             raise NasagentError(f"unknown DARTS stem {sizes['stem']!r}; stems: {', '.join(STEMS)}")
     cfg = {**defaults, **sizes}
+    check_sizes(cfg)
+    try:
+        return _instantiate(sp, name, family, arch, num_classes, input_shape, cfg)
+    except ValueError as e:  # a size the network's own checks refuse (e.g. NASNet's odd C)
+        raise NasagentError(f"cannot build this {name} network with {cfg}: {e}") from None
+
+
+def check_sizes(sizes: dict) -> None:
+    """Widths and depths (C, N, layers) must be whole numbers >= 1: refused here, in one line."""
+    for key in ("C", "N", "layers"):
+        value = sizes.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise NasagentError(f"network size {key} must be an integer >= 1, got {value!r}")
+
+
+def _instantiate(sp, name, family, arch, num_classes, input_shape, cfg):
     if name == "nb201":
         from nasagent.evaluation.networks.nb201 import NB201Network, arch_region
 
