@@ -92,6 +92,22 @@ def test_user_files_are_stored_by_absolute_path(tmp_path, monkeypatch, nb201):
     assert make_config("train:digits", "random", 5).benchmark == "train:digits"  # built-in names stay names
 
 
+def test_a_table_metric_without_values_and_a_search_where_everything_fails(tmp_path, nb201, monkeypatch):
+    p = tmp_path / "nan.csv"
+    p.write_text("architecture,val,other\n" + "".join(f"{k},nan,{i}\n" for i, k in enumerate(nb201.keys[:30])))
+    r = runner.invoke(app, ["search", "-b", "nb201-csv", "--table", str(p), "--metric", "val", "-q"])
+    assert r.exit_code == 2 and "has no finite value" in r.output and "Traceback" not in r.output
+    # a search in which every trial failed says so and exits 1, so that a script notices
+    import types
+
+    import nasagent.api
+
+    failed = types.SimpleNamespace(best=None, stop_reason="the last 100 trials failed", n_failed=100)
+    monkeypatch.setattr(nasagent.api, "search", lambda *a, **k: failed)
+    r = runner.invoke(app, ["search", "-s", "random", "--budget", "5", "--out", str(tmp_path / "r"), "-q"])
+    assert r.exit_code == 1 and "no successful trial" in r.output and "the last 100 trials failed" in r.output
+
+
 def test_list_shows_names_and_metrics():
     r = runner.invoke(app, ["list"])
     assert r.exit_code == 0 and "nb201" in r.output and "local-search" in r.output

@@ -131,6 +131,12 @@ def _progress_display(total: int | None):
     return prog, update
 
 
+def _exit_if_nothing_succeeded(result) -> None:
+    """A search in which every trial failed exits 1, so that scripts notice (its journal is kept)."""
+    if result.best is None:
+        raise typer.Exit(1)
+
+
 def _print_result(result, config_name: str) -> None:
     best = result.best
     if best is None:
@@ -224,6 +230,7 @@ def search(
                 result = api.resume(resume, progress=None if quiet else update, budget=new_budget, executor_options=ray_opts)
             _print_result(result, config.strategy)
             console.print(f"run directory: {resume}")
+            _exit_if_nothing_succeeded(result)
             return
         _ray_only(ray_opts, executor)
         bench_spec, sopts = _with_data(benchmark, strategy, data, parse_options(opt))
@@ -267,6 +274,7 @@ def search(
             )
         _print_result(result, strategy)
         console.print(f"run directory: {run_dir} (best.json, journal.db, curve.png)")
+        _exit_if_nothing_succeeded(result)
 
     _guard(body)
 

@@ -118,6 +118,9 @@ class TableBenchmark(Benchmark):
         if hit is None:
             col = self.columns[objective.metric].astype(np.float64)
             finite = np.isfinite(col)
+            if not finite.any():
+                raise NasagentError(f"metric {objective.metric!r} of {self.name} has no finite value in the table "
+                                    f"(every row is NaN or missing); choose another --metric")
             best = col[finite].max() if objective.mode == "max" else col[finite].min()
             keys = frozenset(self.keys[i] for i in np.flatnonzero(finite & (col == best)))
             hit = self._optima[objective] = (float(best), keys)
