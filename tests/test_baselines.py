@@ -156,22 +156,28 @@ def test_bo_log_ei_from_the_joint_posterior_matches_botorchs_batched_call(nb201)
 
 
 @pytest.mark.parametrize("name", ["optuna-tpe", "optuna-nsga2"])
-def test_optuna_adapters_resume_from_a_pickled_snapshot_and_propose_the_same(nb201, name):
-    """Optuna 5's NSGA-II sampler holds a thread lock: the snapshot leaves it out and the load puts a new one."""
+@pytest.mark.parametrize("steps,pending", [(20, 0), (8, 0), (13, 2)])
+def test_optuna_adapters_resume_from_a_pickled_snapshot_and_propose_the_same(nb201, name, steps, pending):
+    """A snapshot at any step, also with trials still running (TPE's constant liar reads them; NSGA-II keeps its
+    population in the study's attributes), continues exactly. Optuna 5's NSGA-II sampler holds a thread lock:
+    the snapshot leaves it out and the load puts a new one."""
+    import copy
     import pickle
 
     opts = {"population_size": 6} if name == "optuna-nsga2" else {}
     a, b = make_strategy(name, nb201.space, seed=2, **opts), make_strategy(name, nb201.space, seed=2, **opts)
-    for _ in range(20):
+    for _ in range(steps):
         _tell_table(a, nb201, a.ask())
+    running = [a.ask() for _ in range(pending)]
     b.load_state_dict(pickle.loads(pickle.dumps(a.state_dict())))
     seq = []
-    for strat in (a, b):
+    for strat, waiting in ((a, running), (b, copy.deepcopy(running))):
         keys = []
         for _ in range(15):
             t = strat.ask()
             keys.append(nb201.space.key(t.arch))
-            _tell_table(strat, nb201, t)
+            waiting.append(t)
+            _tell_table(strat, nb201, waiting.pop(0))  # the oldest running trial finishes first
         seq.append(keys)
     assert seq[0] == seq[1]
     assert len(set(seq[0])) > 3  # not one architecture over and over (TPE repeats some)

@@ -123,3 +123,16 @@ def test_every_registered_strategy_runs_a_short_search(nb201):
 def test_sequential_strategies_on_a_box_name_the_spaces_that_work(name):
     with pytest.raises(NasagentError, match="spaces that have one: nb201"):
         make_strategy(name, BoxSpace([0.0] * 3, [1.0] * 3), seed=0)
+
+
+@pytest.mark.parametrize("name", ["reinforce", "q-learning", "lanas", "evolution"])
+def test_a_nan_score_told_directly_counts_as_a_failure(name, nb201):
+    """The runner turns a NaN objective into a failed trial; a result told without the runner must not poison
+    a strategy either (REINFORCE's policy became NaN and every later ask raised)."""
+    assert not Result(metrics={}, score=float("nan")).ok and not Result(metrics={}, score=float("inf")).ok
+    strat = make_strategy(name, nb201.space, seed=0)
+    for i in range(30):
+        t = strat.ask()
+        acc = nb201(t.arch).metrics["accuracy"]
+        strat.tell(t, Result(metrics={"accuracy": acc}, score=float("nan") if i % 3 == 1 else acc))
+    assert nb201.space.validate(strat.ask().arch) is not None

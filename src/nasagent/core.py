@@ -57,7 +57,9 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok" and self.score is not None
+        """Succeeded with a usable score: a NaN or infinite score counts as failed, so that a result told to a
+        strategy without the runner (which already turns those into failures) cannot poison its model."""
+        return self.status == "ok" and self.score is not None and math.isfinite(self.score)
 
     @classmethod
     def failed(cls, error: str, cost: float = 0.0) -> Result:

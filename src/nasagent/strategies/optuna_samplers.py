@@ -9,8 +9,10 @@ Continuous boxes get one float parameter per dimension. Optuna maximises ``Resul
 (``Trial.set_constraint``: feasible when <= 0). With ``n_objectives=1`` on a multi-objective run the
 sampler optimises the scalarised score.
 
-Snapshots hold the sampler (Optuna documents pickling it to resume) and the finished trials; the study
-is rebuilt from them on ``load_state_dict``. Trials running at snapshot time are re-added when told.
+Snapshots hold the sampler (Optuna documents pickling it to resume), every trial of the study (running
+ones too: TPE's constant liar reads them) and the study's system attributes (NSGA-II keeps its population
+there); ``load_state_dict`` rebuilds the study with the same trial numbers and re-links the running trials,
+so a resumed search continues exactly.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class OptunaStrategy(Strategy):
         self._signatures: dict[str, str] = {}  # parameter name -> action-set signature
         self._study = None
         self._live: dict[int, object] = {}  # our trial number -> live optuna Trial
+        self._study_attrs: dict = {}  # the study's system attributes of a snapshot
+        self._live_numbers: dict[int, int] = {}  # our trial number -> Optuna trial number, of a snapshot
 
     def _make_sampler(self):
         raise NotImplementedError
@@ -63,9 +67,16 @@ class OptunaStrategy(Strategy):
     def study(self):
         if self._study is None:
             optuna = _optuna()
-            self._study = optuna.create_study(directions=["maximize"] * self.n_objectives, sampler=self._sampler)
-            if self._finished:
-                self._study.add_trials(self._finished)
+            study = optuna.create_study(directions=["maximize"] * self.n_objectives, sampler=self._sampler)
+            storage, sid = study._storage, study._study_id
+            for t in self._finished:  # the snapshot's trials, in order, so their numbers stay the same
+                storage.create_new_trial(sid, template_trial=t)
+            for key, value in getattr(self, "_study_attrs", {}).items():
+                storage.set_study_system_attr(sid, key, value)
+            for ours, number in getattr(self, "_live_numbers", {}).items():
+                self._live[ours] = optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(sid, number))
+            self._finished, self._study_attrs, self._live_numbers = [], {}, {}
+            self._study = study
         return self._study
 
     def _param_name(self, t: int, keys: list[str]) -> str:
@@ -133,8 +144,10 @@ class OptunaStrategy(Strategy):
     def state_dict(self) -> dict:
         d = super().state_dict()
         if self._study is not None:
-            states = (_optuna().trial.TrialState.COMPLETE, _optuna().trial.TrialState.FAIL)
-            d["_finished"] = self._study.get_trials(deepcopy=False, states=states)
+            st = self._study
+            d["_finished"] = st.get_trials(deepcopy=True)  # every state: running trials feed TPE's constant liar
+            d["_study_attrs"] = dict(st._storage.get_study_system_attrs(st._study_id))
+            d["_live_numbers"] = {ours: t.number for ours, t in self._live.items()}
         d["_sampler"] = _without_locks(d["_sampler"])
         return d
 
