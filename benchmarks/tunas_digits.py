@@ -4,7 +4,7 @@ absolute vs MnasNet rewards, and the error of the latency look-up table.
 Scale (a stated scale-down of the paper's ImageNet protocol, sized for a shared 2-core CPU):
 
 - data: ``digits16`` (data seed 0: 1,079 train / 359 val / 359 test source digits), upsampled to 32x32;
-- space: ``proxylessnas-enlarged-tiny`` (width x0.25, 2 IB layers per block, 3 body blocks; 31 decisions);
+- space: ``proxylessnas-enlarged-tiny`` (width x0.25, 2 IB layers per block, 3 body blocks; 19 decisions);
 - cost: a per-layer latency table measured here (1 thread, batch 1, 25 timed runs after 5 warm-up runs);
   ``--statistic median`` (the issue's setting) by default; use ``min`` when other busy processes share the
   cores, since preemption inflates medians many-fold; T0 = the median table latency of 300 uniform random

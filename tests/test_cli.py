@@ -154,3 +154,16 @@ def test_report_exports_every_trial_as_csv(tmp_path):
     for row in cached:  # a re-proposal points at the trial whose answer it reused
         src = next(x for x in rows if x["number"] == row["source"])
         assert src["key"] == row["key"] and src["accuracy"] == row["accuracy"]
+
+
+def test_api_progress_takes_a_function_none_or_false():
+    import pytest
+
+    import nasagent
+    from nasagent.core import NasagentError
+
+    seen = []
+    assert nasagent.search("nb201", "random", budget=5, progress=seen.append, plot=False).samples == 5 and seen
+    assert nasagent.search("nb201", "random", budget=5, progress=False, plot=False).samples == 5
+    with pytest.raises(NasagentError, match="progress must be a function"):
+        nasagent.search("nb201", "random", budget=5, progress=True, plot=False)

@@ -133,6 +133,10 @@ def _executor(config: RunConfig):
 
 
 def _run(config: RunConfig, journal: Journal, run_dir: Path | None, progress, plot: bool) -> RunResult:
+    if progress is False:  # "no progress reports", as None
+        progress = None
+    if progress is not None and not callable(progress):
+        raise NasagentError(f"progress must be a function of a Progress (or None), got {progress!r}")
     space, bench, strategy, objective = build(config)
     runner = Runner(
         space,
