@@ -56,11 +56,18 @@ def _absolute_path(value):
     return value
 
 
+def _absolute_dataset(data):
+    """A dataset given by a relative path, made absolute; embedded names (digits, digits16) stay names."""
+    from nasagent.evaluation.datasets import EMBEDDED
+
+    return data if data in EMBEDDED else _absolute_path(data)
+
+
 def _absolute_data(spec: str) -> str:
     """``train:FILE.npz`` (and ``oneshot:``/``fewshot:``) with the dataset's path made absolute."""
     kind, sep, data = spec.partition(":")
-    if sep and kind in ("train", "oneshot", "fewshot") and data not in ("", "digits", "digits16"):
-        return f"{kind}:{_absolute_path(data)}"
+    if sep and kind in ("train", "oneshot", "fewshot") and data:
+        return f"{kind}:{_absolute_dataset(data)}"
     return spec
 
 
@@ -191,8 +198,7 @@ def make_config(
                             f"not --opt seed={strategy_options['seed']}")
     benchmark = _absolute_data(benchmark)
     benchmark_options = {k: _absolute_path(v) if k == "table" else v for k, v in (benchmark_options or {}).items()}
-    strategy_options = {k: _absolute_path(v) if k == "data" and v not in ("digits", "digits16") else v
-                        for k, v in (strategy_options or {}).items()}
+    strategy_options = {k: _absolute_dataset(v) if k == "data" else v for k, v in (strategy_options or {}).items()}
     config = RunConfig(
         benchmark=benchmark,
         strategy=strategy,

@@ -319,12 +319,8 @@ def fewshot_benchmark(spec: str, space: str | None = None, checkpoint_dir=None, 
     """Registry entry for ``fewshot:<data>`` (options: epochs, child_epochs, splits, edges, edge_strategy,
     probe_batches, seed, lr, batch_size, max_seconds, op_groups, device, C, N, layers, data_seed)."""
     _check_options(spec, options, {"epochs", "child_epochs", "splits", "edges", "edge_strategy", "probe_batches", "seed",
-                                   "lr", "batch_size", "max_seconds", "op_groups", "device", "C", "N", "layers", "data_seed"})
-    from nasagent.evaluation.networks import check_sizes
-    from nasagent.registry import check_option_types
-
-    check_option_types(f"benchmark {spec!r}", FewShot.__init__, options)
-    check_sizes(options)
+                                   "lr", "batch_size", "max_seconds", "op_groups", "device", "C", "N", "layers", "data_seed"},
+                   FewShot.__init__)
     data = _data_and_options(spec, options)
     est = FewShot(space or "nb201", data, **options)
     return SupernetBenchmark(est, f"fewshot:{data.name}", checkpoint_dir)

@@ -448,20 +448,23 @@ def _data_and_options(spec: str, options: dict):
     return load_dataset(data, seed=int(options.pop("data_seed", 0)))
 
 
-def _check_options(spec: str, options: dict, allowed: set) -> None:
+def _check_options(spec: str, options: dict, allowed: set, target) -> None:
+    """Unknown option names, text for a numeric option of ``target`` (the estimator's constructor) and network
+    sizes below 1: one line each, before any data is loaded."""
+    from nasagent.evaluation.networks import check_sizes
+    from nasagent.registry import check_option_types
+
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise NasagentError(f"benchmark {spec!r} has no option {unknown[0]!r}; options: {', '.join(sorted(allowed))}")
+    check_option_types(f"benchmark {spec!r}", target, options)
+    check_sizes(options)
 
 
 def oneshot_benchmark(spec: str, space: str | None = None, checkpoint_dir=None, **options) -> SupernetBenchmark:
     """Registry entry for ``oneshot:<data>`` (options: epochs, seed, lr, batch_size, device, C, N, layers, data_seed)."""
-    _check_options(spec, options, {"epochs", "seed", "lr", "batch_size", "device", "C", "N", "layers", "data_seed"})
-    from nasagent.evaluation.networks import check_sizes
-    from nasagent.registry import check_option_types
-
-    check_option_types(f"benchmark {spec!r}", OneShot.__init__, options)
-    check_sizes(options)
+    _check_options(spec, options, {"epochs", "seed", "lr", "batch_size", "device", "C", "N", "layers", "data_seed"},
+                   OneShot.__init__)
     data = _data_and_options(spec, options)
     est = OneShot(space or "nb201", data, **options)
     return SupernetBenchmark(est, f"oneshot:{data.name}", checkpoint_dir)

@@ -270,7 +270,7 @@ class LAMCTSOptimizer:
 
     def close(self) -> None:
         """Release what the local solvers hold (COBYLA's thread); asking again resumes them."""
-        for solver in {id(s): s for s in [self.solver, *self.solvers.values()] if s is not None}.values():
+        for solver in [self.solver, *self.solvers.values()]:  # closing twice is harmless
             if hasattr(solver, "close"):
                 solver.close()
 

@@ -71,9 +71,9 @@ class OptunaStrategy(Strategy):
             storage, sid = study._storage, study._study_id
             for t in self._finished:  # the snapshot's trials, in order, so their numbers stay the same
                 storage.create_new_trial(sid, template_trial=t)
-            for key, value in getattr(self, "_study_attrs", {}).items():
+            for key, value in self._study_attrs.items():
                 storage.set_study_system_attr(sid, key, value)
-            for ours, number in getattr(self, "_live_numbers", {}).items():
+            for ours, number in self._live_numbers.items():
                 self._live[ours] = optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(sid, number))
             self._finished, self._study_attrs, self._live_numbers = [], {}, {}
             self._study = study
