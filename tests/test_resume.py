@@ -81,6 +81,16 @@ def test_resume_with_a_larger_budget_continues(tmp_path):
     assert [t[:2] for t in r2.trace] == [t[:2] for t in full.trace]
 
 
+def test_a_resumed_run_reports_its_journaled_progress_first(tmp_path):
+    search("nb201", "evolution", budget=20, seed=1, out=tmp_path / "r")
+    seen = []
+    resume(tmp_path / "r", budget=25, progress=lambda p: seen.append((p.samples, p.last_status)))
+    assert seen[0] == (20, "resumed") and seen[-1][0] == 25 and len(seen) == 6
+    seen.clear()
+    resume(tmp_path / "r", progress=lambda p: seen.append(p.samples))  # finished: one report, the full count
+    assert seen == [25]
+
+
 def test_corrupt_or_foreign_journal_on_resume(tmp_path):
     d = tmp_path / "run"
     d.mkdir()

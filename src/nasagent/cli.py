@@ -220,12 +220,10 @@ def search(
                 raise NasagentError(f"{extra[0]} cannot be given with --resume: a resumed run keeps the options it was "
                                     f"started with (only the budget may grow); start a new run (--out) to change them")
             _ray_only(ray_opts, config.executor)
-            total = config.budget.get("evaluations")
-            prog, update = _progress_display(total)
             new_budget = None
             if any(v is not None for v in (budget, budget_cost, budget_seconds)):
                 new_budget = {"evaluations": budget, "cost": budget_cost, "seconds": budget_seconds}
-                total = budget
+            prog, update = _progress_display(budget if new_budget else config.budget.get("evaluations"))
             with prog if not quiet else _null():
                 result = api.resume(resume, progress=None if quiet else update, budget=new_budget, executor_options=ray_opts)
             _print_result(result, config.strategy)

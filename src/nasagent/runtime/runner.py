@@ -28,7 +28,8 @@ log = logging.getLogger("nasagent")
 
 @dataclass
 class Progress:
-    """What a progress display needs after each finished trial."""
+    """What a progress display needs after each finished trial (and once when a resumed run starts,
+    with ``last_status`` "resumed", so a bar starts at the journal's count)."""
 
     samples: int
     cost: float
@@ -144,6 +145,8 @@ class Runner:
         self.executor.start(self.evaluator)
         try:
             pending = self._restore()
+            if self.samples and self.on_progress is not None:
+                self._progress("resumed")  # a resumed run's bar starts where the journal left off
             for trial in pending:
                 self._dispatch(trial, journal_ask=False)
             self._loop()
