@@ -91,6 +91,43 @@ def test_a_resumed_run_reports_its_journaled_progress_first(tmp_path):
     assert seen == [25]
 
 
+def test_a_resumed_budget_only_grows_and_keeps_the_limits_not_given(tmp_path):
+    search("nb201", "random", budget={"evaluations": 20, "seconds": 3600}, seed=0, out=tmp_path / "r")
+    with pytest.raises(nasagent.NasagentError, match="may only grow.*evaluations=20, got 10"):
+        resume(tmp_path / "r", budget=10)
+    r = resume(tmp_path / "r" / "journal.db", budget=30)  # the journal file stands for its run directory
+    assert r.samples == 30 and (tmp_path / "r" / "best.json").exists()
+    config, journal = nasagent.api.load_config(tmp_path / "r")
+    journal.close()
+    assert config.budget == {"evaluations": 30, "seconds": 3600}
+
+
+def test_one_process_at_a_time_writes_a_run_and_a_session_time_is_kept_before_the_end(tmp_path):
+    from nasagent.runtime.journal import Journal
+
+    search("nb201", "random", budget=5, seed=0, out=tmp_path / "r")
+    holder = Journal(tmp_path / "r" / "journal.db", create=False)
+    holder.lock()  # as a search running in another process holds it
+    try:
+        with pytest.raises(nasagent.NasagentError, match=f"in use by pid {os.getpid()}"):
+            resume(tmp_path / "r", budget=10)
+    finally:
+        holder.close()
+    seen = []
+
+    def kill_after_60(p):  # stand-in for kill -9: leave before the run's end writes anything
+        seen.append(p.samples)
+        if p.samples == 60:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        search("nb201", "random", budget=100, seed=0, out=tmp_path / "k", progress=kill_after_60, snapshot_every=50)
+    db = sqlite3.connect(tmp_path / "k" / "journal.db")
+    (elapsed,) = db.execute("SELECT elapsed FROM sessions").fetchone()
+    db.close()
+    assert elapsed is not None and elapsed > 0  # written with the snapshot at 50 tells
+
+
 def test_corrupt_or_foreign_journal_on_resume(tmp_path):
     d = tmp_path / "run"
     d.mkdir()

@@ -207,6 +207,49 @@ def test_a_pool_found_broken_at_submit_is_replaced_and_its_old_trials_fail(nb201
         ex.shutdown()
 
 
+class _Exiting:
+    """Calls sys.exit on one architecture: the pool must not carry that into the search process."""
+
+    def __init__(self):
+        from nasagent.benchmarks.nb201 import nb201_benchmark
+
+        self.b = nb201_benchmark()
+
+    def __call__(self, arch, budget=None, hint=None):
+        if arch[0] == "none":
+            raise SystemExit(3)
+        return self.b(arch)
+
+
+def _failing_factory():
+    raise RuntimeError("no table here")
+
+
+def test_sys_exit_in_a_worker_fails_the_trial_and_a_worker_that_cannot_build_stops_at_once():
+    j = Journal(":memory:")
+    res = Runner(S, _slow_nb201(), make_strategy("random", S, seed=2), Objective("accuracy"), Budget(evaluations=30),
+                 journal=j, executor=ProcessPoolExecutor(2, factory=_Exiting)).run()
+    failed = [r for r in j.trials() if r.status == "failed"]
+    assert res.samples == 30 and failed and all("sys.exit(3)" in r.error for r in failed)
+    with pytest.raises(NasagentError, match="could not build the evaluator.*no table here"):
+        Runner(S, _slow_nb201(), make_strategy("random", S, seed=2), Objective("accuracy"), Budget(evaluations=5),
+               executor=ProcessPoolExecutor(1, factory=_failing_factory)).run()
+
+
+def test_a_strategy_that_repeats_a_running_proposal_is_not_asked_forever(nb201, rng):
+    a, b = S.sample(rng), S.sample(rng)
+    strat = Repeater(S, archs=[a])  # always the one architecture, which is in flight after the first ask
+    res = Runner(S, nb201, strat, Objective("accuracy"), Budget(evaluations=5), executor=InlineExecutor(workers=3),
+                 max_idle_asks=30).run()
+    assert res.samples == 1 and "already evaluated" in res.stop_reason
+    # counting repeats, twins waiting on a running trial hold budget: never more samples than the budget
+    for workers in (1, 2, 4):
+        strat = Repeater(S, archs=[a, a, a, b])
+        res = Runner(S, nb201, strat, Objective("accuracy"), Budget(evaluations=2), executor=InlineExecutor(workers),
+                     count_repeats=True).run()
+        assert res.samples == 2 and [t[0] for t in res.trace] == [1, 2], workers
+
+
 def test_budget_validation():
     with pytest.raises(NasagentError, match="must be > 0"):
         Budget(evaluations=0)

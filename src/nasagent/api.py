@@ -308,17 +308,31 @@ def load_config(run_dir: str | Path) -> tuple[RunConfig, Journal]:
 def resume(run_dir: str | Path, progress=None, budget=None, plot: bool = True, executor_options: dict | None = None) -> RunResult:
     """Continue a run (killed or finished) from its journal; ``budget`` may raise the original budget and
     ``executor_options`` replace some of the executor's (e.g. the Ray ``address`` of a new cluster)."""
+    run_dir = Path(run_dir)
     config, journal = load_config(run_dir)
-    if budget is not None:
-        config.budget = _budget_dict(budget)
-    if executor_options:
-        config.executor_options = {**config.executor_options, **executor_options}
-    if budget is not None or executor_options:
-        journal.set_meta("config", dataclasses.asdict(config))
     try:
-        return _run(config, journal, Path(run_dir), progress, plot)
+        if budget is not None:
+            config.budget = _grown_budget(config.budget, budget, run_dir)
+        if executor_options:
+            config.executor_options = {**config.executor_options, **executor_options}
+        if budget is not None or executor_options:
+            journal.set_meta("config", dataclasses.asdict(config))
+        # the journal file itself may be given: outputs go next to it
+        return _run(config, journal, run_dir if run_dir.is_dir() else run_dir.parent, progress, plot)
     finally:
         journal.close()
+
+
+def _grown_budget(old: dict, new, run_dir: Path) -> dict:
+    """The budget a resume runs to: the limits given replace the stored ones, the others are kept, and no
+    limit may shrink (a smaller budget than the run was started with would be ignored silently)."""
+    given = {k: v for k, v in _budget_dict(new).items() if v is not None}
+    for key, value in given.items():
+        before = old.get(key)
+        if before is not None and value < before:
+            raise NasagentError(f"a resumed run's budget may only grow: {run_dir} has {key}={before:g}, got {value:g}; "
+                                f"give {key} >= {before:g} or leave it out")
+    return {**old, **given}
 
 
 def load_run(run_dir: str | Path) -> tuple[RunConfig, RunResult]:

@@ -76,15 +76,45 @@ class InlineExecutor(Executor):
 
 # -- process pool ---------------------------------------------------------------------------------------
 _WORKER_EVALUATOR = None
+_WORKER_INIT_ERROR: str | None = None
 
 
 def _init_worker(factory: Callable[[], object]) -> None:
-    global _WORKER_EVALUATOR
-    _WORKER_EVALUATOR = factory()
+    global _WORKER_EVALUATOR, _WORKER_INIT_ERROR
+    _exit_with_parent()
+    try:
+        _WORKER_EVALUATOR = factory()
+    except Exception as e:  # noqa: BLE001 - reported by start() and by each trial, not by a dying worker
+        _WORKER_INIT_ERROR = f"{type(e).__name__}: {e}"
+
+
+def _exit_with_parent() -> None:
+    """End this worker when the search process dies (a killed driver's pool would otherwise live on, holding
+    its evaluator's memory, until someone kills it by hand)."""
+    import os
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="nasagent-parent-watch").start()
+
+
+def _worker_init_error() -> str | None:
+    return _WORKER_INIT_ERROR
 
 
 def _run_in_worker(arch, budget, hint) -> Result:
-    return safe_evaluate(_WORKER_EVALUATOR, arch, budget, hint)
+    if _WORKER_INIT_ERROR is not None:
+        return Result.failed(f"the evaluator could not be built in the worker process: {_WORKER_INIT_ERROR}")
+    try:
+        return safe_evaluate(_WORKER_EVALUATOR, arch, budget, hint)
+    except SystemExit as e:  # the pool would re-raise it in the search process and end the search
+        return Result.failed(f"the evaluator called sys.exit({e.code!r}) in a worker process")
 
 
 class ProcessPoolExecutor(Executor):
@@ -108,6 +138,14 @@ class ProcessPoolExecutor(Executor):
         if self.factory is None:
             raise NasagentError("the process executor needs an evaluator factory (a picklable callable)")
         self._new_pool()
+        try:
+            error = self.pool.submit(_worker_init_error).result()
+        except cf.process.BrokenProcessPool:
+            error = "a worker process died while starting"
+        if error is not None:
+            self.shutdown()
+            raise NasagentError(f"the process executor could not build the evaluator in a worker process ({error}); "
+                                "check the benchmark's options, or try --executor inline to see the error in place")
 
     def _new_pool(self) -> None:
         self.generation += 1  # futures remember which pool ran them

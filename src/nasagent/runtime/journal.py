@@ -14,6 +14,7 @@ separate events table halves the statements per sample (the runner's overhead is
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import sqlite3
 import time
@@ -106,6 +107,7 @@ class Journal:
             self.set_meta("format", FORMAT)
             self.set_meta("created", str(time.time()))
         self.session = None
+        self._lock_file = None
         self._seq: int | None = None  # last event position handed out; read from the file on first use
 
     # -- meta ---------------------------------------------------------------------------------------
@@ -124,9 +126,34 @@ class Journal:
     def start_session(self) -> None:
         self.session = self.db.execute("INSERT INTO sessions (started) VALUES (?)", (time.time(),)).lastrowid
 
-    def update_session(self, elapsed: float) -> None:
+    def update_session(self, elapsed: float, durable: bool = True) -> None:
+        """This sitting's wall time so far; written at every snapshot too, so a killed run loses little of it."""
         if self.session is not None:
-            self._write("UPDATE sessions SET elapsed=? WHERE id=?", (elapsed, self.session))
+            self._write("UPDATE sessions SET elapsed=? WHERE id=?", (elapsed, self.session), durable)
+
+    def lock(self) -> None:
+        """Claim the run for this process until ``close`` (two writers would evaluate trials twice and collide
+        on trial numbers). The OS drops the lock when the process dies, so a killed run can be resumed."""
+        if self.path == ":memory:" or self._lock_file is not None:
+            return
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no guard
+            return
+        f = open(self.path + ".lock", "a+")  # noqa: SIM115 - held open as the lock
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise NasagentError(f"{Path(self.path).parent} is in use by {holder}; wait for it to finish (or stop it) "
+                                "before resuming, or search into another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+        self._lock_file = f
 
     def previous_elapsed(self) -> float:
         row = self.db.execute("SELECT COALESCE(SUM(elapsed), 0) FROM sessions WHERE id != ?", (self.session or -1,)).fetchone()
@@ -226,7 +253,11 @@ class Journal:
         self._commit()
 
     def latest_snapshot(self) -> tuple[int, dict] | None:
-        for seq, blob in self.db.execute("SELECT event_seq, state FROM snapshots ORDER BY seq DESC"):
+        try:
+            rows = self.db.execute("SELECT event_seq, state FROM snapshots ORDER BY seq DESC").fetchall()
+        except sqlite3.DatabaseError as e:
+            raise NasagentError(f"{self.path} is corrupt ({e}); its strategy snapshots cannot be read") from None
+        for seq, blob in rows:
             try:
                 return int(seq), pickle.loads(blob)
             except Exception:  # a damaged snapshot: fall back to the older one, or to a full replay
@@ -235,27 +266,30 @@ class Journal:
 
     def events_after(self, seq: int) -> list[tuple[int, str, int]]:
         """(seq, 'ask' | 'tell', trial number) after ``seq``, in the order they happened."""
-        return list(
-            self.db.execute(
-                "SELECT ask_seq, 'ask', number FROM trials WHERE ask_seq > ? "
-                "UNION ALL SELECT tell_seq, 'tell', number FROM trials WHERE tell_seq > ? ORDER BY 1",
-                (seq, seq),
+        try:
+            return list(
+                self.db.execute(
+                    "SELECT ask_seq, 'ask', number FROM trials WHERE ask_seq > ? "
+                    "UNION ALL SELECT tell_seq, 'tell', number FROM trials WHERE tell_seq > ? ORDER BY 1",
+                    (seq, seq),
+                )
             )
-        )
+        except sqlite3.DatabaseError as e:
+            raise NasagentError(f"{self.path} is corrupt ({e}); its events cannot be replayed") from None
 
     def trials(self, where: str = "", params: tuple = ()) -> list[TrialRow]:
         q = "SELECT number, key, arch, hint, info, status, metrics, score, cost, error, counted, sample, source, attempts, asked, started, finished FROM trials"
         try:
             rows = self.db.execute(q + (" WHERE " + where if where else "") + " ORDER BY number", params).fetchall()
-        except sqlite3.DatabaseError as e:
-            raise NasagentError(f"{self.path} is corrupt or not a nasagent journal ({e})") from None
-        return [
-            TrialRow(
-                r[0], r[1], r[2], _load(r[3]), _load(r[4]) or {}, r[5], json.loads(r[6]) if r[6] else {}, r[7], r[8], r[9],
-                bool(r[10]), r[11], r[12], r[13], r[14], r[15], r[16],
-            )
-            for r in rows
-        ]
+            return [
+                TrialRow(
+                    r[0], r[1], r[2], _load(r[3]), _load(r[4]) or {}, r[5], json.loads(r[6]) if r[6] else {}, r[7], r[8],
+                    r[9], bool(r[10]), r[11], r[12], r[13], r[14], r[15], r[16],
+                )
+                for r in rows
+            ]
+        except (sqlite3.DatabaseError, ValueError, TypeError) as e:  # ValueError: a damaged JSON column
+            raise NasagentError(f"{self.path} is corrupt or not a nasagent journal ({e}); its trials cannot be read") from None
 
     def trial(self, number: int) -> TrialRow | None:
         rows = self.trials("number=?", (number,))
@@ -267,6 +301,9 @@ class Journal:
             self.db.close()
         except sqlite3.Error:
             pass
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the lock
+            self._lock_file = None
 
 
 def _dump(v) -> str | None:

@@ -129,6 +129,7 @@ class Runner:
         self._tells_since_snapshot = 0
         self._last_snapshot = time.monotonic()
         self._idle = 0
+        self._twins_in_row = 0  # proposals in a row that matched a running trial
         self._consecutive_failures = 0
         self._stop_reason: str | None = None
         self._exhausted = False
@@ -138,11 +139,13 @@ class Runner:
 
     # -- public --------------------------------------------------------------------------------------
     def run(self) -> RunResult:
+        self.journal.lock()
         self.journal.start_session()
         self._elapsed_before = self.journal.previous_elapsed()
         self._t0 = time.monotonic()
         self.executor.on_retry = lambda trial: self.journal.record_start(trial.number)  # counts attempts
         self.executor.start(self.evaluator)
+        finished = False
         try:
             pending = self._restore()
             if self.samples and self.on_progress is not None:
@@ -150,10 +153,15 @@ class Runner:
             for trial in pending:
                 self._dispatch(trial, journal_ask=False)
             self._loop()
+            finished = True
         finally:
             self.executor.shutdown()
-            self._snapshot()
-            self.journal.update_session(self._session_elapsed())
+            try:
+                self._snapshot()
+            except Exception as e:  # noqa: BLE001 - never hide the error that is already propagating
+                if finished:
+                    raise
+                log.warning("could not write the final snapshot (%s); the journaled trials are kept", e)
         return self.result()
 
     def result(self) -> RunResult:
@@ -204,13 +212,20 @@ class Runner:
     def _may_submit(self) -> bool:
         if self._stop_reason or self._exhausted:
             return False
-        if self.budget.evaluations is not None and self.samples + len(self.in_flight) >= self.budget.evaluations:
+        promised = len(self.in_flight)
+        if self.count_repeats:  # each waiting twin will be counted too
+            promised += sum(len(f) for f in self.followers.values())
+        if self.budget.evaluations is not None and self.samples + promised >= self.budget.evaluations:
             return False
         return not self._budget_done()
 
     def _loop(self) -> None:
         while True:
-            while len(self.in_flight) < self.executor.capacity and self._may_submit():
+            self._twins_in_row = 0
+            # a strategy that keeps proposing what is running would be asked forever: after as many twins in a
+            # row as there are slots, wait for a result instead
+            while (len(self.in_flight) < self.executor.capacity and self._twins_in_row < self.executor.capacity
+                   and self._may_submit()):
                 try:
                     trial = self.strategy.ask()
                 except SpaceExhausted as e:
@@ -252,6 +267,7 @@ class Runner:
             if ask is not None:
                 self.journal.record_ask(trial.number, *ask)
             self.followers.setdefault(leader, []).append(trial)
+            self._twins_in_row += 1
             return
         rejected = self._reject(trial)
         if rejected is not None:  # a constraint on a metric known before evaluation
@@ -259,6 +275,7 @@ class Runner:
             self._tell(trial, rejected, "failed", False, None, key, ask)
             return
         self._idle = 0
+        self._twins_in_row = 0
         self.in_flight[trial.number] = trial
         self.flight_keys[key] = trial.number
         if ask is not None:
@@ -364,6 +381,7 @@ class Runner:
         self.on_progress(Progress(self.samples, self.cost, self.elapsed, best_value, best_arch, self.budget, status))
 
     def _snapshot(self) -> None:
+        self.journal.update_session(self._session_elapsed(), durable=False)  # committed with the snapshot
         self.journal.record_snapshot({"strategy": self.strategy.state_dict()})
         self._tells_since_snapshot = 0
         self._last_snapshot = time.monotonic()
