@@ -18,6 +18,16 @@ def test_search_prints_the_best_and_writes_files(tmp_path):
     assert (out / "journal.db").exists()
     rep = runner.invoke(app, ["report", str(out)])
     assert rep.exit_code == 0 and doc["best"]["arch"] in rep.output
+    assert json.loads((out / "best.json").read_text())["stop_reason"] == doc["stop_reason"] == "budget exhausted"
+    (tmp_path / "afile").write_text("")
+    for args, fragment in [(["export", str(out), "--out", str(tmp_path / "afile")], "cannot write the export"),
+                           (["report", str(out / "journal.db")], "budget exhausted")]:
+        r = runner.invoke(app, args)
+        assert fragment in r.output and "Traceback" not in r.output, (args, r.output)
+    box = tmp_path / "box"
+    assert runner.invoke(app, ["search", "-b", "ackley-2", "-s", "random", "--budget", "5", "--out", str(box), "-q"]).exit_code == 0
+    r = runner.invoke(app, ["export", str(box)])
+    assert r.exit_code == 2 and "cannot build as a network" in r.output, r.output
 
 
 def test_bad_input_gives_one_line_and_nonzero_exit(tmp_path):

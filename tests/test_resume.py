@@ -151,3 +151,19 @@ def test_existing_run_directory_is_not_overwritten(tmp_path):
     with pytest.raises(nasagent.NasagentError, match="already holds a run"):
         search("nb201", "random", budget=5, out=tmp_path / "r")
     assert search("nb201", "random", budget=6, out=tmp_path / "r", overwrite=True).samples == 6
+
+
+def test_a_run_on_a_read_only_disk_can_be_reported_but_not_resumed(tmp_path, monkeypatch):
+    import nasagent.runtime.journal as journal_module
+    from nasagent.api import load_run
+
+    search("nb201", "random", budget=5, seed=0, out=tmp_path / "r")
+    monkeypatch.setattr(journal_module.os, "access", lambda path, mode: False)  # as on a read-only mount
+    _, result = load_run(tmp_path / "r")
+    assert result.samples == 5 and result.stop_reason == "budget exhausted"
+    with pytest.raises(nasagent.NasagentError, match="cannot be written"):
+        resume(tmp_path / "r", budget=10)
+    (tmp_path / "empty.db").write_bytes(b"")
+    with pytest.raises(nasagent.NasagentError, match="is empty"):
+        load_run(tmp_path / "empty.db")
+    assert (tmp_path / "empty.db").stat().st_size == 0  # left as it was

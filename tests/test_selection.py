@@ -68,7 +68,7 @@ def test_cli_select_prints_the_choice(fewshot_run):
 
 
 def test_select_with_a_table_benchmark_names_a_missing_metric(fewshot_run):
-    with pytest.raises(NasagentError, match="no finite 'val_accuracy'.*accuracy"):
+    with pytest.raises(NasagentError, match="has no metric 'val_accuracy'; its metrics: accuracy"):  # before training
         select_top_k(fewshot_run, 2, benchmark="nb201")
     out = select_top_k(fewshot_run, 3, benchmark="nb201", metric="accuracy")
     from nasagent.benchmarks.nb201 import nb201_benchmark
@@ -82,3 +82,21 @@ def test_select_with_a_table_benchmark_names_a_missing_metric(fewshot_run):
 def test_a_candidate_the_benchmark_cannot_read_fails_alone(fewshot_run):
     with pytest.raises(NasagentError, match="every top-2 evaluation failed.*malformed"):
         select_top_k(fewshot_run, 2, benchmark="nbgraph/cora", metric="valid_perf")  # NB201 cells are not graph cells
+
+
+def test_select_and_export_keep_a_supernet_runs_data_split(tmp_path):
+    from nasagent.evaluation.export import export_run
+
+    run_dir = tmp_path / "os"
+    nasagent.search("oneshot:digits", "random", budget=3, space="nb201", seed=0, plot=False, out=run_dir,
+                    benchmark_options={"epochs": 1, "C": 2, "N": 1, "data_seed": 5})
+    out = select_top_k(run_dir / "journal.db", 1, benchmark_options={"epochs": 1})  # the journal names its run
+    assert out["options"]["data_seed"] == 5  # another split would select on the supernet's training images
+    facts = json.loads(export_run(run_dir)["info"].read_text())
+    assert facts["input_shape"] == [1, 8, 8] and facts["num_classes"] == 10  # the run's digits, not 3x32x32
+    norm = facts["input_normalisation"]
+    assert len(norm["mean"]) == 1 and norm["std"][0] > 0 and "16" in norm["pixels"]
+    (run_dir / "selection.json").unlink()
+    (run_dir / "selection.json").mkdir()
+    with pytest.raises(NasagentError, match="cannot write .*selection.json"):  # refused before training
+        select_top_k(run_dir, 1, benchmark_options={"epochs": 1})

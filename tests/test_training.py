@@ -289,3 +289,9 @@ def test_cli_search_and_export(tmp_path):
     assert out.shape == (1, 10)
     r = CliRunner().invoke(app, ["export", str(run), "--num-classes", "3"])
     assert r.exit_code != 0 and "10-class" in r.output
+    moved = tmp_path / "moved"
+    run.rename(moved)  # a moved run still finds its trained weights (its config names the old checkpoint folder)
+    r = CliRunner().invoke(app, ["export", str(moved / "journal.db"), "--out", str(tmp_path / "ex")])
+    assert r.exit_code == 0 and "with trained weights" in r.output, r.output
+    assert not run.exists()  # and nothing was recreated where the run used to be
+    assert torch.equal(torch.export.load(str(tmp_path / "ex" / "model.pt2")).module()(x), out)

@@ -159,7 +159,9 @@ def _run(config: RunConfig, journal: Journal, run_dir: Path | None, progress, pl
         on_progress=progress,
         max_consecutive_failures=1000 if config.constraints else 100,  # rejections by a constraint are cheap
     )
+    journal.set_meta("stop_reason", None)  # until this sitting ends normally
     result = runner.run()
+    journal.set_meta("stop_reason", result.stop_reason)  # what `nasagent report` says later
     result.run_dir = str(run_dir) if run_dir else None
     if run_dir is not None:
         write_outputs(result, config, run_dir, plot=plot)
@@ -276,10 +278,10 @@ def search(
     run_dir.mkdir(parents=True, exist_ok=True)
     family = benchmark_family(config.benchmark)
     if family is not None and family.run_dir_option:  # e.g. training checkpoints live in the run directory
-        config.benchmark_options.setdefault(family.run_dir_option, str(run_dir / "checkpoints"))
+        config.benchmark_options.setdefault(family.run_dir_option, str((run_dir / "checkpoints").resolve()))
     strategy_dir_option = getattr(strategy_class(config.strategy), "run_dir_option", None)
     if strategy_dir_option:  # e.g. a one-shot strategy's search checkpoints (PARSEC)
-        config.strategy_options.setdefault(strategy_dir_option, str(run_dir / "search"))
+        config.strategy_options.setdefault(strategy_dir_option, str((run_dir / "search").resolve()))
     journal = Journal(jpath)
     journal.set_meta("config", dataclasses.asdict(config))
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
@@ -287,6 +289,12 @@ def search(
         return _run(config, journal, run_dir, progress, plot)
     finally:
         journal.close()
+
+
+def run_directory(path: str | Path) -> Path:
+    """The run directory a user named: the directory itself, or the one holding the journal file given."""
+    path = Path(path)
+    return path.parent if path.is_file() else path
 
 
 def load_config(run_dir: str | Path) -> tuple[RunConfig, Journal]:
@@ -302,14 +310,17 @@ def load_config(run_dir: str | Path) -> tuple[RunConfig, Journal]:
     except TypeError as e:
         journal.close()
         raise NasagentError(f"{jpath} has a run configuration this nasagent cannot read ({e})") from None
+    here = jpath.parent / "checkpoints"  # a moved (or relatively named) run keeps its trained weights
+    if "checkpoint_dir" in config.benchmark_options and here.is_dir():
+        config.benchmark_options["checkpoint_dir"] = str(here.resolve())
     return config, journal
 
 
 def resume(run_dir: str | Path, progress=None, budget=None, plot: bool = True, executor_options: dict | None = None) -> RunResult:
     """Continue a run (killed or finished) from its journal; ``budget`` may raise the original budget and
     ``executor_options`` replace some of the executor's (e.g. the Ray ``address`` of a new cluster)."""
-    run_dir = Path(run_dir)
     config, journal = load_config(run_dir)
+    run_dir = run_directory(run_dir)  # outputs go next to the journal, even when the file itself was named
     try:
         if budget is not None:
             config.budget = _grown_budget(config.budget, budget, run_dir)
@@ -317,8 +328,7 @@ def resume(run_dir: str | Path, progress=None, budget=None, plot: bool = True, e
             config.executor_options = {**config.executor_options, **executor_options}
         if budget is not None or executor_options:
             journal.set_meta("config", dataclasses.asdict(config))
-        # the journal file itself may be given: outputs go next to it
-        return _run(config, journal, run_dir if run_dir.is_dir() else run_dir.parent, progress, plot)
+        return _run(config, journal, run_dir, progress, plot)
     finally:
         journal.close()
 
@@ -338,6 +348,7 @@ def _grown_budget(old: dict, new, run_dir: Path) -> dict:
 def load_run(run_dir: str | Path) -> tuple[RunConfig, RunResult]:
     """Rebuild a run's result from its journal without running anything (``nasagent report``)."""
     config, journal = load_config(run_dir)
+    run_dir = run_directory(run_dir)
     try:
         space, bench, strategy, objective = build(config)
         runner = Runner(space, bench, strategy, objective, config.make_budget(), journal=journal)
@@ -355,7 +366,14 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, RunResult]:
         result = runner.result()
         result.elapsed = runner._elapsed_before
         running = sum(r.status == "running" for r in rows)
-        result.stop_reason = f"{running} trial(s) were running when the run stopped (resume it)" if running else "finished"
+        if running:
+            result.stop_reason = f"{running} trial(s) were running when the run stopped (resume it)"
+        else:
+            stored = journal.get_meta("stop_reason")
+            if stored is None:  # killed or interrupted (or written before runs kept their reason)
+                done = runner.budget.exhausted(runner.samples, runner.cost, result.elapsed)
+                stored = "budget exhausted" if done else "stopped before its end (resume it to continue)"
+            result.stop_reason = stored
         result.run_dir = str(run_dir)
         return config, result
     finally:

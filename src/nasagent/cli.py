@@ -34,6 +34,8 @@ def _guard(fn):
         return fn()
     except NasagentError as e:
         _fail(str(e))
+    except OSError as e:  # a path the user gave that cannot be written or read
+        _fail(f"{e.strerror or e}: {e.filename}" if e.filename else str(e))
     except KeyboardInterrupt:
         _fail("interrupted; everything finished so far is in the journal (continue with --resume RUN_DIR)", 130)
 
@@ -390,18 +392,19 @@ def report(
     """Summarise a run from its journal and redraw its plot."""
 
     def body():
-        from nasagent.api import export_trials_csv, load_run, write_outputs
+        from nasagent.api import export_trials_csv, load_run, run_directory, write_outputs
 
+        run = run_directory(run_dir)
         config, result = load_run(run_dir)
         if csv_out:
-            n = export_trials_csv(run_dir, Path(run_dir) / "trials.csv")
-            console.print(f"written: {run_dir}/trials.csv ({n} trials)")
+            n = export_trials_csv(run_dir, run / "trials.csv")
+            console.print(f"written: {run}/trials.csv ({n} trials)")
         console.print(f"[bold]{config.strategy}[/] on [bold]{config.benchmark}[/] (seed {config.seed}), budget {config.budget}")
         _print_result(result, config.strategy)
         if result.elapsed:
             console.print(f"wall time {result.elapsed:.1f} s")
-        write_outputs(result, config, Path(run_dir))
-        console.print(f"written: {run_dir}/best.json, curve.png" + (", front.csv, front.json, pareto.png" if result.front is not None else ""))
+        write_outputs(result, config, run)
+        console.print(f"written: {run}/best.json, curve.png" + (", front.csv, front.json, pareto.png" if result.front is not None else ""))
 
     _guard(body)
 

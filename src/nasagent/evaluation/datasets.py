@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import math
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -53,6 +53,9 @@ class Dataset:
     num_classes: int
     seed: int = 0
     classes: tuple[str, ...] = ()
+    mean: tuple[float, ...] = ()  # per channel, of the training split: images were standardised with it
+    std: tuple[float, ...] = ()
+    pixels: str = ""  # how raw pixels were scaled before standardising (for users of an exported network)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -100,7 +103,8 @@ def load_dataset(
     spec = str(spec)
     if spec == "digits":
         x, y = _digits8()
-        return _split_and_pack("digits", x, y, None, seed, val_fraction, test_fraction, tuple(str(i) for i in range(10)))
+        ds = _split_and_pack("digits", x, y, None, seed, val_fraction, test_fraction, tuple(str(i) for i in range(10)))
+        return replace(ds, pixels="scikit-learn's digits: values 0..16 divided by 16")
     if spec == "digits16":
         if int(copies) < 1:
             raise NasagentError(f"digits16 copies must be >= 1, got {copies}")
@@ -109,14 +113,16 @@ def load_dataset(
         x8, y = _digits8()
         x, groups = _digits16(int(seed), int(copies), float(noise))
         y = np.repeat(y, int(copies))
-        return _split_and_pack("digits16", x, y, groups, seed, val_fraction, test_fraction, tuple(str(i) for i in range(10)))
+        ds = _split_and_pack("digits16", x, y, groups, seed, val_fraction, test_fraction, tuple(str(i) for i in range(10)))
+        return replace(ds, pixels="nasagent's digits16: 16x16 distortions of the 8x8 digits divided by 16")
     path = Path(spec).expanduser()
     if path.suffix == ".npz":
         if not path.is_file():
             raise NasagentError(f"dataset file {path} does not exist")
-        return _load_npz(path, seed, val_fraction, test_fraction, layout)
+        return replace(_load_npz(path, seed, val_fraction, test_fraction, layout),
+                       pixels="the file's arrays, divided by 255 when their values exceed 1.5 (0..255 pixels)")
     if path.is_dir():
-        return _load_folder(path, seed, val_fraction, test_fraction, resize)
+        return replace(_load_folder(path, seed, val_fraction, test_fraction, resize), pixels="image pixels 0..255 divided by 255")
     raise NasagentError(
         f"unknown dataset {spec!r}: use digits, digits16, a .npz file with arrays x and y, or an image folder "
         "root/<class>/<images>"
@@ -372,6 +378,7 @@ def _pack(name, xtr, ytr, xva, yva, xte, yte, k, seed, names) -> Dataset:
         x_val=norm(xva), y_val=yva.astype(np.int64),
         x_test=norm(xte), y_test=yte.astype(np.int64),
         num_classes=int(k), seed=int(seed), classes=tuple(names),
+        mean=tuple(float(m) for m in mean.ravel()), std=tuple(float(v) for v in std.ravel()),
     )
 
 
@@ -385,7 +392,4 @@ def subsample(data: Dataset, fraction: float, seed: int = 0) -> Dataset:
         idx = np.flatnonzero(data.y_train == c)
         keep.append(rng.permutation(idx)[: max(1, math.ceil(fraction * len(idx)))])
     keep = np.sort(np.concatenate(keep))
-    return Dataset(
-        data.name, data.x_train[keep], data.y_train[keep], data.x_val, data.y_val, data.x_test, data.y_test,
-        data.num_classes, data.seed, data.classes,
-    )
+    return replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep])

@@ -5,7 +5,8 @@
 - ``model.pt2``: a ``torch.export`` ``ExportedProgram`` (load it with ``torch.export.load``; TorchScript is
   deprecated in this torch), for one batch of images of the run's input shape;
 - ``arch.txt``: the architecture string (rebuild with ``nasagent.build(arch, ...)``);
-- ``export.json``: space, sizes, input shape, classes and whether the weights are trained.
+- ``export.json``: space, sizes, input shape, classes, whether the weights are trained and, for a run with
+  data, how inputs must be normalised (the training split's per-channel mean and std).
 
 When the run trained its candidates (``train:<data>``) and kept their weights, the exported network carries
 the best architecture's trained weights; otherwise it is freshly initialised (train it yourself).
@@ -17,7 +18,7 @@ import json
 from pathlib import Path
 
 from nasagent.core import NasagentError
-from nasagent.evaluation.networks import _torch, build
+from nasagent.evaluation.networks import _torch, build, buildable
 
 
 def export_model(model, input_shape, path: Path, batch: int = 1) -> Path:
@@ -37,25 +38,37 @@ def export_model(model, input_shape, path: Path, batch: int = 1) -> Path:
 
 def export_run(run_dir, out=None, num_classes: int | None = None, input_shape=None) -> dict:
     """Export the best architecture of the run in ``run_dir``; returns the written paths and facts."""
-    from nasagent.api import load_run
+    from nasagent.api import build as build_run
+    from nasagent.api import load_run, run_directory
 
-    run_dir = Path(run_dir)
     config, result = load_run(run_dir)
+    run_dir = run_directory(run_dir)
     if result.best is None:
         raise NasagentError(f"run {run_dir} has no successful trial to export")
     arch_text = result.best.arch
     bench_opts = dict(config.benchmark_options)
-    space = bench_opts.get("space") or config.space
     sizes = {k: bench_opts[k] for k in ("C", "N", "layers") if k in bench_opts}
-    trained_state, classes = None, None
-    if config.benchmark.startswith("train:"):
+    trained_state, classes, data = None, None, None
+    family, _, data_spec = config.benchmark.partition(":")
+    if family == "train":
         from nasagent.evaluation.train import training_benchmark
 
         bench = training_benchmark(config.benchmark, **bench_opts)
-        shape, n_cls, classes = bench.data.input_shape, bench.data.num_classes, list(bench.data.classes)
+        data = bench.data
         trained_state = bench.store.get(result.best.key)
         space = bench.space
         sizes = bench.sizes
+    else:
+        space = build_run(config)[0]
+        if not buildable(space):
+            raise NasagentError(f"run {run_dir} searched the {space.name!r} space, which nasagent cannot build as a "
+                                "network: there is nothing to export (networks: nb201, darts-style cells, nasnet, mobilenet)")
+        if family in ("oneshot", "fewshot") and data_spec:  # a supernet's data fixes the network's input and classes
+            from nasagent.evaluation.datasets import load_dataset
+
+            data = load_dataset(data_spec, seed=int(bench_opts.get("data_seed", 0)))
+    if data is not None:
+        shape, n_cls, classes = data.input_shape, data.num_classes, list(data.classes)
     else:
         shape, n_cls = (3, 32, 32), 10
     if input_shape is not None:
@@ -70,7 +83,12 @@ def export_run(run_dir, out=None, num_classes: int | None = None, input_shape=No
     if trained_state is not None:
         model.load_state_dict(trained_state)
     out = Path(out) if out else run_dir / "export"
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NasagentError(f"cannot write the export to {out}: {e.strerror or e}; choose another --out") from None
+    if (out / "model.pt2").is_dir():
+        raise NasagentError(f"{out / 'model.pt2'} is a folder; remove it or choose another --out")
     model_path = export_model(model, shape, out / "model.pt2")
     (out / "arch.txt").write_text(arch_text + "\n")
     facts = {
@@ -81,6 +99,10 @@ def export_run(run_dir, out=None, num_classes: int | None = None, input_shape=No
         "num_classes": n_cls,
         "classes": classes,
         "trained_weights": trained_state is not None,
+        # a trained network expects images prepared as its training data was: pixels scaled to [0, 1] by the
+        # loader, then standardised per channel with the training split's statistics
+        "input_normalisation": None if data is None else {"mean": list(data.mean), "std": list(data.std),
+                                                          "pixels": data.pixels},
         "metrics": result.best.metrics,
         "model": str(model_path),
     }

@@ -18,8 +18,9 @@ from nasagent.core import NasagentError, Result
 
 #: the seed of the selection trainings: keep it apart from the seeds used to report the answer's accuracy
 SELECTION_SEED = 100
-#: options of a weight-sharing run that mean the same network when the candidates are trained alone
-_NETWORK_OPTIONS = ("C", "N", "layers")
+#: options of a weight-sharing run that mean the same network and the same data splits when the candidates are
+#: trained alone (another data_seed would select on images the supernet trained on)
+_NETWORK_OPTIONS = ("C", "N", "layers", "data_seed")
 
 
 def top_scored(run_dir, k: int) -> list[tuple[str, float]]:
@@ -67,15 +68,18 @@ def select_top_k(run_dir, k: int = 10, benchmark: str | None = None, benchmark_o
     fails is listed as failed and skipped. Returns, and writes to ``RUN_DIR/selection.json``, the chosen
     architecture and every candidate's supernet score, metrics and cost.
     """
-    from nasagent.api import load_config
+    from nasagent.api import load_config, run_directory
     from nasagent.registry import make_benchmark
 
-    run_dir = Path(run_dir)
     config, journal = load_config(run_dir)
+    run_dir = run_directory(run_dir)
     try:
         candidates = _best_distinct(journal, k, run_dir)
     finally:
         journal.close()
+    target = run_dir / "selection.json"
+    if target.is_dir() or not _writable(run_dir):
+        raise NasagentError(f"cannot write {target} (a folder there, or a read-only run directory); fix that before training")
     spec = benchmark or default_training_benchmark(config.benchmark)
     options = {}
     if spec.startswith("train:"):  # the run's network, trained alone with the selection seed
@@ -86,6 +90,9 @@ def select_top_k(run_dir, k: int = 10, benchmark: str | None = None, benchmark_o
         options["seed"] = int(seed)
     options.update(benchmark_options or {})
     bench = make_benchmark(spec, **options)
+    known = getattr(bench, "metrics", None)
+    if known and metric not in known:  # refuse before K trainings, not after them
+        raise NasagentError(f"{spec!r} has no metric {metric!r}; its metrics: {', '.join(known)}")
     space = getattr(bench, "space", None)  # candidates are journaled as text; parse them in the benchmark's space
     rows = []
     t0 = time.perf_counter()
@@ -108,7 +115,13 @@ def select_top_k(run_dir, k: int = 10, benchmark: str | None = None, benchmark_o
     if not ok:
         raise NasagentError(f"every top-{len(candidates)} evaluation failed with {spec!r} (first: {rows[0]['error']})")
     best = max(ok, key=lambda r: r[metric])
-    out = {"best": best["arch"], "metric": metric, "benchmark": spec, "options": options, "seed": int(seed),
+    out = {"best": best["arch"], "metric": metric, "benchmark": spec, "options": options, "seed": int(options.get("seed", seed)),
            "seconds": time.perf_counter() - t0, "candidates": sorted(rows, key=lambda r: -(r[metric] if r[metric] is not None else -1e300))}
-    (run_dir / "selection.json").write_text(json.dumps(out, indent=1, default=str))
+    target.write_text(json.dumps(out, indent=1, default=str))
     return out
+
+
+def _writable(folder: Path) -> bool:
+    import os
+
+    return os.access(folder, os.W_OK)

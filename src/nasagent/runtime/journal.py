@@ -82,15 +82,24 @@ class Journal:
 
     def __init__(self, path: str | Path, create: bool = True):
         self.path = str(path)
+        self.read_only = False
         if self.path != ":memory:":
             p = Path(self.path)
             if not create and not p.exists():
                 raise NasagentError(f"no journal at {p}; is this a nasagent run directory?")
+            if not create and p.is_file() and p.stat().st_size == 0:
+                raise NasagentError(f"{p} is empty: not a nasagent journal")
             p.parent.mkdir(parents=True, exist_ok=True)
+            # a run on a read-only disk can still be reported and exported (SQLite's WAL needs a writable folder)
+            self.read_only = not create and not (os.access(p.parent, os.W_OK) and os.access(p, os.W_OK))
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            if self.read_only:
+                uri = Path(self.path).resolve().as_uri() + "?mode=ro&immutable=1"
+                self.db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            else:
+                self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
             existing = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as e:
             raise NasagentError(f"{self.path} is not a nasagent journal (SQLite says: {e})") from None
@@ -102,6 +111,11 @@ class Journal:
                 raise NasagentError(f"{self.path} has journal format {fmt!r}, this nasagent reads {FORMAT!r}")
         elif not create:
             raise NasagentError(f"{self.path} is empty: not a nasagent journal")
+        if self.read_only:
+            self.session = None
+            self._lock_file = None
+            self._seq = None
+            return
         self.db.executescript(_SCHEMA)
         if not existing:
             self.set_meta("format", FORMAT)
@@ -111,7 +125,13 @@ class Journal:
         self._seq: int | None = None  # last event position handed out; read from the file on first use
 
     # -- meta ---------------------------------------------------------------------------------------
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise NasagentError(f"{self.path} cannot be written (a read-only folder or file); copy the run somewhere "
+                                "writable to resume it")
+
     def set_meta(self, key: str, value) -> None:
+        self._check_writable()
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
         self._commit()
 
@@ -134,6 +154,7 @@ class Journal:
     def lock(self) -> None:
         """Claim the run for this process until ``close`` (two writers would evaluate trials twice and collide
         on trial numbers). The OS drops the lock when the process dies, so a killed run can be resumed."""
+        self._check_writable()
         if self.path == ":memory:" or self._lock_file is not None:
             return
         try:

@@ -75,6 +75,13 @@ def build(arch, num_classes: int = 10, input_shape=(3, 32, 32), space=None, chec
     return model
 
 
+def buildable(sp) -> bool:
+    """Whether ``build`` can make networks of the space object ``sp``'s architectures."""
+    from nasagent.spaces.darts import DartsSpace
+
+    return hasattr(sp, "build_network") or isinstance(sp, DartsSpace) or getattr(sp, "name", "") in ("nb201", "nasnet")
+
+
 def _construct(sp, arch, num_classes, input_shape, sizes):
     from nasagent.spaces.darts import DartsSpace
 
