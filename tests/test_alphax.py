@@ -221,9 +221,47 @@ def test_warm_start_from_a_previous_run(tmp_path):
     t = b.ask()  # the inherited Meta-DNN ranks playouts but gives no q̂ in the old units
     assert t.info["qhat"] is None
     with pytest.raises(NasagentError, match="does not exist"):
-        AlphaX(S, warm_start=str(tmp_path / "missing"))
+        AlphaX(S, warm_start=str(tmp_path / "missing")).ask()
     with pytest.raises(NasagentError, match="space"):
         AlphaX(make_space("nbgraph"), warm_start=str(tmp_path / "a"))
+    opts = {"warm_start": str(tmp_path / "a"), "min_fit": 4, "model_options": TINY}
+    search("nb201", "alphax", budget=8, seed=1, out=tmp_path / "b", plot=False, strategy_options=opts, snapshot_every=4)
+    import shutil
+
+    shutil.rmtree(tmp_path / "a")  # the warm-started run's own snapshots hold what it took from the source
+    from nasagent.api import resume
+
+    assert resume(tmp_path / "b", budget=12, plot=False).samples == 12
+
+
+def test_a_failure_before_any_success_leaves_no_value_in_the_tree():
+    for failed in ("worst", "skip"):
+        a = AlphaX(S, seed=0, metadnn=False, failed=failed)
+        t = a.ask()
+        a.tell(t, Result.failed("boom"))
+        assert all(q == 0 for q in a.Q[0]) and all(n == 0 for n in a.N[0]), failed  # as if never asked
+        t2 = a.ask()
+        a.tell(t2, Result({"accuracy": 50.0}, score=-3.0))  # a minimised objective: scores are negative
+        t3 = a.ask()
+        a.tell(t3, Result.failed("boom"))
+        assert min(q for q in a.Q[0] if q) <= -3.0 or failed == "skip"  # now "worst" has a worst score to give
+
+
+def test_alphax_options_that_would_fail_later_are_refused_at_once():
+    for opts, fragment in [({"threads": 0}, "threads"), ({"warm_weight": float("nan")}, "warm_weight"),
+                           ({"warm_weight": -1.0}, "warm_weight"), ({"max_tries": 0}, "max_tries"),
+                           ({"rollout": "acquisition", "metadnn": False}, "metadnn=True"),
+                           ({"model_options": [1, 2]}, "model_options")]:
+        with pytest.raises(NasagentError, match=fragment):
+            AlphaX(S, **opts)
+    for opts, fragment in [({"k": None}, "'k' must be an integer"), ({"k": 2.7}, "'k' must be an integer"),
+                           ({"model_options": [1]}, "must be a mapping or null")]:
+        with pytest.raises(NasagentError, match=fragment):
+            make_strategy("alphax", S, **opts)
+    with pytest.raises(NasagentError, match="'height' must be an integer"):
+        make_strategy("lanas", S, height=2.5)
+    with pytest.raises(NasagentError, match="'cp' must be"):
+        make_strategy("lanas", S, cp=[1])
 
 
 def test_process_pool_run_with_four_workers():

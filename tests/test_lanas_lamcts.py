@@ -575,6 +575,8 @@ def test_linear_policy_observation_normalisation():
 # -- snapshots ---------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name,space_name,opts", [
     ("lanas", "nb201", {"height": 3, "n_init": 5, "n_select": 3}),
+    # the predictor is fitted at learning phases only (asks 6, 10, 14): the snapshot must carry the fitted one
+    ("lanas", "nb201", {"height": 3, "n_init": 5, "n_select": 4, "predictor": "gp-hamming", "n_candidates": 20}),
     ("lamcts", "box-3", {"solver": "turbo", "n_init": 8, "local_n_init": 4, "leaf_size": 6}),
     ("lamcts", "box-3", {"solver": "cobyla", "n_init": 8, "leaf_size": 6}),
 ])
@@ -582,10 +584,36 @@ def test_snapshot_resumes_identically(name, space_name, opts):
     import pickle
 
     space = make_space(space_name)
-    score = (lambda a: float(np.asarray(space.encode(a)).sum())) if name == "lanas" else (lambda a: -_sphere(a))
+    def weighted(a):  # varies across cells (a one-hot encoding's plain sum would not)
+        e = np.asarray(space.encode(a), dtype=float)
+        return float(e @ np.sin(np.arange(e.size)))
+
+    score = weighted if name == "lanas" else (lambda a: -_sphere(a))
     a = make_strategy(name, space, seed=3, **opts)
     _drive(a, score, 14)
     b = make_strategy(name, space, seed=99, **opts)
     b.load_state_dict(pickle.loads(pickle.dumps(a.state_dict())))
     xa, xb = _drive(a, score, 4), _drive(b, score, 4)
     assert [space.key(x) for x in xa] == [space.key(x) for x in xb]
+
+
+def test_lanas_on_a_space_smaller_than_its_initial_samples_ends_cleanly():
+    from nasagent.core import SpaceExhausted
+    from nasagent.spaces.subset import SubsetSpace
+
+    nb = make_space("nb201")
+    rng = np.random.default_rng(0)
+    tiny = SubsetSpace(nb, [nb.key(nb.sample(rng)) for _ in range(5)])
+    for opts in ({}, {"sampler": "rejection", "max_tries": 200}):
+        s = make_strategy("lanas", tiny, seed=0, **opts)  # n_init 20 > 5 cells
+        seen = set()
+        with pytest.raises(SpaceExhausted):
+            for i in range(10):
+                t = s.ask()
+                seen.add(tiny.key(t.arch))
+                s.tell(t, Result({"v": 1.0}, score=float(i)))
+        assert len(seen) == 5, opts
+    for bad, fragment in [({"ridge": -1.0}, "ridge"), ({"ridge": float("nan")}, "ridge"),
+                          ({"min_node_samples": 0}, "min_node_samples"), ({"max_tries": 0}, "max_tries")]:
+        with pytest.raises(NasagentError, match=fragment):
+            make_strategy("lanas", nb, **bad)

@@ -231,12 +231,15 @@ def strategy_class(name: str):
 
 
 def check_option_types(owner: str, fn, options: dict) -> None:
-    """Refuse a text value for an option that takes numbers or flags (``--opt c=abc``, ``--bopt curve_stop=maybe``)
-    with one line naming the option, before it reaches a constructor and fails deep inside it.
+    """Refuse a value whose type the option's annotation does not admit (``--opt c=abc``, ``--opt k=null``,
+    ``--opt height=2.5``, ``--opt cp=[1]``) with one line naming the option, before it reaches a constructor
+    and fails deep inside it (or is silently truncated).
 
-    The CLI reads values as JSON and keeps what does not parse as text, so text is what a typo becomes; only
-    options whose annotation admits no text (no ``str``, path, literal or ``Any``) are checked.
+    The CLI reads values as JSON and keeps what does not parse as text, so text is what a typo becomes. Only
+    annotations made of plain types (bool, int, float, str, None, dict, list, tuple) are checked; anything else
+    (a Literal, a Path, a class, ``list[str]``) is left to the constructor.
     """
+    import numbers
     import types
     import typing
 
@@ -244,25 +247,42 @@ def check_option_types(owner: str, fn, options: dict) -> None:
         hints = typing.get_type_hints(fn)
     except Exception:  # noqa: BLE001 - unresolvable annotations: nothing to check against
         return
+    plain = (bool, int, float, str, type(None), dict, list, tuple)
     for key, value in options.items():
-        if not isinstance(value, str) or key not in hints:
+        if key not in hints:
             continue
-        kinds = [hints[key]]
-        names = []
-        while kinds:
-            kind = kinds.pop()
+        kinds, stack = set(), [hints[key]]
+        while stack:
+            kind = stack.pop()
             if typing.get_origin(kind) in (typing.Union, types.UnionType):
-                kinds.extend(typing.get_args(kind))
-                continue
-            if kind is type(None):
-                continue
-            if not isinstance(kind, type) or not issubclass(kind, (bool, int, float)):
-                break  # text may be fine (str, Path, Literal, Any, a class): leave it to the constructor
-            names.append(kind.__name__)
+                stack.extend(typing.get_args(kind))
+            elif kind in plain:
+                kinds.add(kind)
+            else:
+                kinds = None  # something this check cannot judge
+                break
+        if not kinds:
+            continue
+        if isinstance(value, bool):
+            ok = bool in kinds
+        elif value is None:
+            ok = type(None) in kinds
+        elif isinstance(value, numbers.Integral):
+            ok = bool(kinds & {int, float})
+        elif isinstance(value, numbers.Real):
+            ok = float in kinds or (int in kinds and float(value).is_integer())
+        elif isinstance(value, str):
+            ok = str in kinds
+        elif isinstance(value, (dict, list, tuple)):
+            ok = type(value) in kinds or (isinstance(value, (list, tuple)) and bool(kinds & {list, tuple}))
         else:
-            if names:
-                what = "a number" if "float" in names else "an integer" if "int" in names else "true or false"
-                raise NasagentError(f"{owner} option {key!r} must be {what}, got {value!r}")
+            continue  # an object (a callable, a model): the constructor knows what it takes
+        if not ok:
+            wanted = [w for w, k in (("true or false", bool), ("an integer", int), ("a number", float), ("text", str),
+                                     ("a mapping", dict), ("a list", list), ("null", type(None))) if k in kinds]
+            if float in kinds:
+                wanted = [w for w in wanted if w != "an integer"]
+            raise NasagentError(f"{owner} option {key!r} must be {' or '.join(wanted)}, got {value!r}")
 
 
 def make_strategy(name: str, space, seed: int = 0, **options):

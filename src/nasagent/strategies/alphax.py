@@ -133,6 +133,8 @@ class AlphaX(Strategy):
         if refit_growth is None:
             refit_growth = 0.0 if faithful or fast_model else 0.1
         self.model_defaults = dict(SEED_MODEL) if faithful else dict(SMALL_MODEL)
+        if model_options is not None and not isinstance(model_options, dict):
+            raise NasagentError(f"alphax model_options must be a mapping of the model's options, got {model_options!r}")
         self.model_options = dict(model_options or {})
         self.c = float(paper_c(space) if c is None else c)
         self.k = int(k)
@@ -184,8 +186,14 @@ class AlphaX(Strategy):
         self._leaf_cache: dict[str, list] = {}  # enumerated subtrees by state (deterministic, so not snapshotted)
         self._acq_memo: dict[str, float] = {}  # acquisition values under the current fit of the value model
         self.model_is_old = False  # a warm-started Meta-DNN ranks playouts but gives no q̂ until refitted
+        # a missing source is an error at the first ask, not here: a resumed run is built from its config (which
+        # names the source) and then restored from its own snapshot, which holds the warm-started tree and model
+        self._warm_source = None
         if warm_start:
-            self._warm_start(warm_start)
+            if self._warm_journal(warm_start).exists():
+                self._warm_start(warm_start)
+            else:
+                self._warm_source = warm_start
 
     # -- configuration ------------------------------------------------------------------------------
     def _check_space(self) -> None:
@@ -213,6 +221,14 @@ class AlphaX(Strategy):
             raise NasagentError(f"alphax normalise must be 'minmax' or 'rank', got {self.normalise!r}")
         if self.failed_mode not in ("worst", "skip"):
             raise NasagentError(f"alphax failed must be 'worst' or 'skip', got {self.failed_mode!r}")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1):
+            raise NasagentError(f"alphax threads must be an integer >= 1 (or null: torch's default), got {self.threads!r}")
+        if not (math.isfinite(self.warm_weight) and self.warm_weight >= 0):
+            raise NasagentError(f"alphax warm_weight must be a finite number >= 0, got {self.warm_weight}")
+        if self.max_tries < 1:
+            raise NasagentError(f"alphax max_tries must be >= 1, got {self.max_tries}")
+        if self.rollout == "acquisition" and not self.metadnn:
+            raise NasagentError("alphax rollout='acquisition' ranks playouts with a value model; use metadnn=True")
         if self.metadnn:
             from nasagent.evaluation.predictors.factory import PREDICTORS
             from nasagent.evaluation.predictors.mlp import MODELS
@@ -496,6 +512,8 @@ class AlphaX(Strategy):
             self.N[node][a] += dn
 
     def _propose(self) -> Proposal:
+        if self._warm_source is not None:
+            self._warm_start(self._warm_source)  # raises: it was missing when this run started and still is
         path, node = self._select_and_expand()
         arch, qhat = self._simulate(node)
         placeholder = self._placeholder(qhat)
@@ -522,8 +540,12 @@ class AlphaX(Strategy):
             if self.two_phase:
                 self._backprop(path, -placeholder, -1.0)
             return
+        elif self.lo is None:  # no score seen yet, so no "worst" to give it: skip it as failed='skip' does
+            if self.two_phase:
+                self._backprop(path, -placeholder, -1.0)
+            return
         else:
-            acc = self.lo if self.lo is not None else placeholder  # the worst score seen so far
+            acc = self.lo  # the worst score seen so far
         q = acc if qhat is None else (acc + qhat) / 2  # Eq. 2
         if self.two_phase:
             self._backprop(path, q - placeholder, 0.0)  # Eq. 5
@@ -573,13 +595,17 @@ class AlphaX(Strategy):
         self.model = copy.deepcopy(model)
         _attach(self.model, self.space)
 
+    @staticmethod
+    def _warm_journal(source: str) -> Path:
+        path = Path(source)
+        return path / "journal.db" if path.is_dir() else path
+
     def _warm_start(self, source: str) -> None:
         """Start from a previous AlphaX run: its Meta-DNN (weights, refitted on this run's data from then on)
         and its tree's per-edge mean values as priors (in [0, 1], weight ``warm_weight`` x old visits)."""
         from nasagent.runtime.journal import Journal
 
-        path = Path(source)
-        jpath = path / "journal.db" if path.is_dir() else path
+        jpath = self._warm_journal(source)
         if not jpath.exists():
             raise NasagentError(f"alphax warm_start: {jpath} does not exist (give a run directory or its journal.db)")
         journal = Journal(jpath, create=False)

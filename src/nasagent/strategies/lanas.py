@@ -26,6 +26,7 @@ by their true score as the reference code does (brief A2); an empty region falls
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -94,6 +95,16 @@ class LaNAS(Strategy):
                 raise NasagentError(f"unknown LaNAS preset {preset!r}; presets: {', '.join(PRESETS)}")
             p = PRESETS[preset]
             height, n_init, n_select, cp = p["height"], p["n_init"], p["n_select"], p["cp"]
+        for name, value in (("height", height), ("n_init", n_init), ("n_select", n_select), ("max_tries", max_tries),
+                            ("n_candidates", n_candidates), ("leaf_candidates", leaf_candidates)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise NasagentError(f"LaNAS {name} must be a whole number, got {value!r}")
+        if int(max_tries) < 1:
+            raise NasagentError(f"LaNAS max_tries must be >= 1, got {max_tries}")
+        if isinstance(ridge, bool) or not isinstance(ridge, (int, float)) or not (math.isfinite(ridge) and ridge >= 0):
+            raise NasagentError(f"LaNAS ridge must be a finite number >= 0 (0: least squares), got {ridge!r}")
+        if isinstance(min_node_samples, bool) or not isinstance(min_node_samples, int) or min_node_samples < 2:
+            raise NasagentError(f"LaNAS min_node_samples must be an integer >= 2 (a split needs two samples), got {min_node_samples!r}")
         if not 1 <= int(height) <= 12:
             raise NasagentError(f"LaNAS height must be in 1..12, got {height}")
         if int(n_init) < 2 or int(n_select) < 1:
@@ -110,6 +121,7 @@ class LaNAS(Strategy):
             raise NasagentError(f"LaNAS leaf_candidates must be >= 1, got {leaf_candidates}")
         if score_fn is not None and not callable(score_fn):
             raise NasagentError("LaNAS score_fn must be a callable archs -> scores (higher is better)")
+        self._predictor_named = isinstance(predictor, str)  # built here: snapshots keep it (fitted, with its RNG)
         if isinstance(predictor, str):
             from nasagent.evaluation.predictors.factory import make_predictor
 
@@ -154,12 +166,31 @@ class LaNAS(Strategy):
         self._pool = None
 
     # -- ask / tell ---------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        if self._predictor_named:  # it is fitted only at learning phases: a resumed run needs the fitted one
+            from nasagent.strategies.alphax import _detached
+
+            state["predictor"] = _detached(self.predictor)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        state = dict(state)
+        predictor = state.pop("predictor", None)
+        super().load_state_dict(state)
+        if predictor is not None:
+            from nasagent.strategies.alphax import _attach
+
+            self.predictor = copy.deepcopy(predictor)
+            _attach(self.predictor, self.space)
+
     def _propose(self) -> Proposal:
         n_ok = sum(s is not None for s in self.scores)
         if len(self.asked) < self.n_init or n_ok < 2:
             arch = self._draw([], 1)
-            if arch is None:
-                raise SpaceExhausted("LaNAS has proposed every architecture of the space")
+            if not arch:
+                raise SpaceExhausted("LaNAS found no unvisited architecture (the space is exhausted, or max_tries "
+                                     "draws found none)")
             return self._take(arch[0], {"phase": "init"})
         if not self.learned or self.since_learn >= self.n_select:
             self.learn()

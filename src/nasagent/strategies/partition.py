@@ -55,6 +55,8 @@ def resolve_cp(cp, scores) -> float:
             return 1.0
         scale = max(abs(float(s.max())), float(s.max() - s.min()))
         return 0.1 * scale if scale > 0 else 0.1
+    if isinstance(cp, bool) or not isinstance(cp, (int, float, np.integer, np.floating)):
+        raise NasagentError(f"cp must be a number >= 0 or 'auto', got {cp!r}")
     cp = float(cp)
     if not (cp >= 0) or not math.isfinite(cp):
         raise NasagentError(f"cp must be a finite number >= 0 or 'auto', got {cp}")
