@@ -214,6 +214,26 @@ def test_bad_configuration_is_rejected():
         ParsecSearch().propose(1)
 
 
+def test_a_fit_in_two_calls_follows_the_searchs_own_schedule(small, tmp_path):
+    opts = dict(K=2, seed=1, epochs=3, **TINY)
+    whole = ParsecSearch(**opts)
+    whole.fit(small, Budget(evaluations=3))
+    ParsecSearch(**opts).fit(small, Budget(evaluations=2), tmp_path)
+    parts = ParsecSearch(**opts)
+    parts.fit(small, Budget(evaluations=3), tmp_path)
+    assert [h["lr"] for h in parts.history] == [h["lr"] for h in whole.history]  # one 3-epoch cosine, not 2 then 3
+    for a, b in zip(whole.dist.logits, parts.dist.logits, strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+    from nasagent.registry import make_space, make_strategy
+
+    with pytest.raises(NasagentError, match="needs monitor=true"):
+        make_strategy("parsec", make_space("darts"), data="digits", search_seeds=2, monitor=False)
+    for bad, fragment in [({"arch_lr": -1.0}, "arch_lr"), ({"baseline_decay": 5.0}, "baseline_decay"),
+                          ({"min_weight": 1.5}, "min_weight")]:
+        with pytest.raises(NasagentError, match=fragment):
+            ParsecSearch(**bad)
+
+
 def test_fit_resumes_exactly_and_transfers_pi(small, tmp_path):
     opts = dict(K=2, seed=3, init_std=0.0, **TINY)
     straight = ParsecSearch(**opts)
@@ -307,3 +327,12 @@ def test_cli_search_parsec_on_a_user_npz_end_to_end(tmp_path):
     again = CliRunner().invoke(app, ["search", "--resume", str(out), "--budget", "3", "--quiet"])
     assert again.exit_code == 0, again.output
     assert json.loads((out / "best.json").read_text())["samples"] == 3
+
+
+def test_a_diverging_search_never_checkpoints_non_finite_weights(small, tmp_path):
+    search = ParsecSearch(K=2, seed=0, epochs=3, lr=1e12, **TINY)
+    with pytest.raises(NasagentError, match="diverged|non-finite"):
+        search.fit(small, Budget(evaluations=3), tmp_path)
+    if (tmp_path / "parsec.pt").exists():  # an earlier, finite epoch may have been kept
+        state = torch.load(tmp_path / "parsec.pt", weights_only=False)["net"]
+        assert all(bool(torch.isfinite(t).all()) for t in state.values() if t.is_floating_point())

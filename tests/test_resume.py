@@ -167,3 +167,21 @@ def test_a_run_on_a_read_only_disk_can_be_reported_but_not_resumed(tmp_path, mon
     with pytest.raises(nasagent.NasagentError, match="is empty"):
         load_run(tmp_path / "empty.db")
     assert (tmp_path / "empty.db").stat().st_size == 0  # left as it was
+
+
+def test_overwrite_removes_the_old_runs_checkpoints_and_never_a_running_run(tmp_path):
+    from nasagent.runtime.journal import claim_run
+
+    search("nb201", "random", budget=5, seed=0, out=tmp_path / "r")
+    for folder in ("search", "checkpoints"):  # a supernet or a PARSEC search of the old run
+        (tmp_path / "r" / folder).mkdir()
+        (tmp_path / "r" / folder / "state.pt").write_bytes(b"old")
+    held = claim_run(tmp_path / "r" / "journal.db")
+    try:
+        with pytest.raises(nasagent.NasagentError, match="in use"):
+            search("nb201", "random", budget=5, seed=1, out=tmp_path / "r", overwrite=True)
+        assert (tmp_path / "r" / "search" / "state.pt").exists()  # nothing deleted
+    finally:
+        held.close()
+    r = search("nb201", "random", budget=5, seed=1, out=tmp_path / "r", overwrite=True)
+    assert r.samples == 5 and not (tmp_path / "r" / "search").exists() and not (tmp_path / "r" / "checkpoints").exists()

@@ -262,3 +262,45 @@ def test_darts_strategy_bad_input():
         make_strategy("darts", make_space("nb201"), data="digits", nonsense=1)
     with pytest.raises(NasagentError, match="cannot be split"):
         make_strategy("darts", make_space("nb201"), data="digits", edges=[9])
+    for bad, fragment in [({"splits": 7}, "splits must be in 0..6"), ({"C": 0}, "C must be an integer >= 1"),
+                          ({"arch_lr": -1.0}, "arch_lr")]:
+        with pytest.raises(NasagentError, match=fragment):
+            make_strategy("darts", make_space("nb201"), data="digits", **bad)
+
+
+def test_a_growing_proposal_list_never_repeats_or_skips_a_cell():
+    from nasagent.registry import make_space
+    from nasagent.strategies.weight_sharing import WeightSharingStrategy
+
+    space = make_space("nb201")
+    cells = [space.sample(np.random.default_rng(i)) for i in range(40)]
+
+    class Shifting(WeightSharingStrategy):  # as DARTS: a longer list need not start with the shorter one
+        def _fit(self):
+            return None
+
+        def _cells(self, search, n):
+            return cells[: n // 2][::-1] + cells[n // 2 : n]
+
+    s = Shifting(space, 0, "digits", 0, None, None)
+    asked = [space.key(s.ask().arch) for _ in range(20)]
+    assert len(set(asked)) == 20 and set(asked) == {space.key(c) for c in cells[:20]}  # the first 20, each once
+
+
+def test_a_supernet_that_cannot_train_is_not_retrained_for_every_trial():
+    from nasagent.evaluation.supernet import SupernetBenchmark
+    from nasagent.registry import make_space
+
+    class Failing:
+        space, train_seconds, calls = make_space("nb201"), 0.0, 0
+
+        def fit(self, checkpoint_dir):
+            Failing.calls += 1
+            raise NasagentError("training diverged")
+
+    bench = SupernetBenchmark(Failing(), "oneshot:test")
+    arch = bench.space.sample(np.random.default_rng(0))
+    for _ in range(3):
+        with pytest.raises(NasagentError, match="training diverged"):
+            bench(arch)
+    assert Failing.calls == 1

@@ -252,6 +252,9 @@ def test_rejection_sampling_stays_in_the_window():
         rejection_sample(sp, cost, hi * 3, 5)
     with pytest.raises(NasagentError, match="widen the tolerance"):
         rejection_sample(sp, cost, lo * 1.001, 50, tolerance=1e-4, max_tries=500)
+    for n, tol in ((0, 0.05), (5, -1.0), (5, float("nan"))):
+        with pytest.raises(NasagentError, match="n >= 1 and a tolerance"):
+            rejection_sample(sp, cost, target, n, tolerance=tol)
 
 
 # -- the search ----------------------------------------------------------------------------------------------------------
@@ -270,6 +273,14 @@ def test_search_rejects_unreachable_targets_and_bad_settings(tiny_data):
         _search(target=1.0, warmup=0.5, rl_delay=0.25)
     with pytest.raises(NasagentError, match="MobileNet-like"):
         TunasSearch("nb201", target=1.0)
+    for bad, fragment in [({"batch_size": 0}, "batch_size"), ({"epochs": 0}, "epochs"), ({"lr": -1.0}, "lr"),
+                          ({"rl_lr": float("inf")}, "rl_lr"), ({"label_smoothing": 2.0}, "label_smoothing"),
+                          ({"samples_per_step": 8, "batch_size": 4}, "samples_per_step")]:
+        with pytest.raises(NasagentError, match=fragment):
+            _search(target=1.0, **bad)
+    # a checkpoint of another search in the same folder is refused, whatever option differs
+    assert _search(target=1.0)._config() != _search(target=1.0, rl_lr=5.0)._config()
+    assert _search(target=1.0)._config() == _search(target=1.0)._config()
 
 
 def test_search_resumes_to_the_same_state_as_an_uninterrupted_run(tiny_data, tmp_path):

@@ -17,7 +17,7 @@ import numpy as np
 
 from nasagent.core import Budget, NasagentError, Objective
 from nasagent.registry import benchmark_factory, benchmark_family, make_benchmark, make_space, make_strategy, strategy_class
-from nasagent.runtime.journal import Journal
+from nasagent.runtime.journal import Journal, claim_run
 from nasagent.runtime.runner import Progress, Runner, RunResult
 
 JOURNAL_NAME = "journal.db"
@@ -273,8 +273,17 @@ def search(
     if jpath.exists():
         if not overwrite:
             raise NasagentError(f"{run_dir} already holds a run; resume it with --resume {run_dir}, or choose another --out")
+        held = claim_run(jpath)  # never delete a run another process is writing
+        if held is not None:
+            held.close()
         for suffix in ("", "-wal", "-shm"):
             Path(str(jpath) + suffix).unlink(missing_ok=True)
+        # the old run's supernets and search checkpoints would be picked up as if they were this run's
+        import shutil
+
+        for folder in ("checkpoints", "search"):
+            shutil.rmtree(run_dir / folder, ignore_errors=True)
+        (run_dir / "selection.json").unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     family = benchmark_family(config.benchmark)
     if family is not None and family.run_dir_option:  # e.g. training checkpoints live in the run directory

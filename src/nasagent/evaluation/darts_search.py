@@ -182,6 +182,11 @@ class DartsSearch:
         self.seed = int(seed)
         self.settings = TrainSettings(epochs=int(epochs), lr=float(lr), min_lr=float(min_lr), weight_decay=float(weight_decay),
                                       batch_size=int(batch_size)).check()
+        if not (math.isfinite(float(arch_lr)) and arch_lr > 0 and math.isfinite(float(arch_weight_decay)) and arch_weight_decay >= 0):
+            raise NasagentError(f"arch_lr must be > 0 and arch_weight_decay >= 0, got {arch_lr} and {arch_weight_decay}")
+        from nasagent.evaluation.networks import check_sizes
+
+        check_sizes(sizes)
         self.arch_lr, self.arch_weight_decay = float(arch_lr), float(arch_weight_decay)
         self.device = pick_device(device)
         self.sizes = dict(sizes)
@@ -471,6 +476,8 @@ class FewShotDarts:
         self.space = self.root.space
         candidates = list(range(6)) if self.space.name == "nb201" else [("normal", (0, 0)), ("normal", (0, 1)), ("reduce", (0, 0)), ("reduce", (0, 1))]
         if edges is None:
+            if not 0 <= int(splits) <= len(candidates):
+                raise NasagentError(f"splits must be in 0..{len(candidates)} for the {self.space.name} space, got {splits}")
             pick = np.random.default_rng([self.seed, 62]).choice(len(candidates), size=int(splits), replace=False)
             edges = [candidates[int(i)] for i in pick]
         for e in edges:

@@ -85,6 +85,8 @@ class FewShot:
             edges = [self.candidates[int(i)] for i in pick]
         self.splits = len(edges) if edges is not None else int(splits)
         self.edges = edges  # None: decided by ``fit`` once the root is trained (gradient strategy)
+        if max_seconds is not None and not (isinstance(max_seconds, (int, float)) and max_seconds > 0):
+            raise NasagentError(f"max_seconds must be a number of seconds > 0 (or null: no limit), got {max_seconds!r}")
         self.max_seconds = max_seconds
         self.op_groups = op_groups  # None: full split (one child per op); else a partial split into these groups
         self.device = device

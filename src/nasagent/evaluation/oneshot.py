@@ -76,7 +76,8 @@ def run_epochs(search, data, budget: Budget | int, checkpoint: Path | None, stre
     Restores ``checkpoint`` when it exists, then until the budget is spent: sets the cosine learning rate on
     ``search.optimizer``, draws each stream's seeded batch order (``streams``: (index array, stream id) pairs,
     so a resumed run draws the same batches), runs ``train(epoch)``, counts the epoch and its seconds, appends
-    ``record(epoch, what train returned)`` to the history and checkpoints. ``search`` provides ``settings``, ``seed``,
+    ``record(epoch, what train returned)`` to the history and checkpoints. A seconds budget may end an epoch
+    early; that partial epoch counts as done (a later call continues with the next epoch). ``search`` provides ``settings``, ``seed``,
     ``device``, ``optimizer``, ``epoch``, ``seconds``, ``history``, ``_save`` and ``_load``.
     """
     from nasagent.evaluation.networks import _torch
@@ -87,21 +88,39 @@ def run_epochs(search, data, budget: Budget | int, checkpoint: Path | None, stre
     if checkpoint is not None and checkpoint.exists():
         search._load(checkpoint)
     total = epochs if epochs is not None else search.settings.epochs
+    # the schedule spans the search's epochs whatever this call's budget, so fitting 2 then 4 epochs of a 4-epoch
+    # search is one 4-epoch schedule (a budget beyond them stretches it)
+    schedule = max(int(search.settings.epochs), total)
     x = torch.from_numpy(data.x_train).to(search.device)
     y = torch.from_numpy(data.y_train).to(search.device)
     while search.epoch < total and (seconds is None or search.seconds < seconds):
         started = time.perf_counter()
-        lr = cosine_lr(search.settings, search.epoch, total)
+        lr = cosine_lr(search.settings, search.epoch, schedule)
         for group in search.optimizer.param_groups:
             group["lr"] = lr
         orders = [batch_order(len(idx), search.settings.batch_size, [search.seed, stream], search.epoch) for idx, stream in streams]
         epoch = Epoch(lr, x, y, list(zip(*orders, strict=False)), started, seconds, search.seconds)
         out = train(epoch)
+        _check_finite(search)  # before anything is recorded: the last good checkpoint must survive a divergence
         search.epoch += 1
         search.seconds += time.perf_counter() - started
         search.history.append(record(epoch, out))
         if checkpoint is not None:
             search._save(checkpoint)
+
+
+def _check_finite(search) -> None:
+    from nasagent.evaluation.networks import _torch
+    from nasagent.evaluation.train import TrainingDiverged
+
+    torch = _torch()
+    net = getattr(search, "net", None)
+    if net is None:
+        return
+    for name, t in [*net.named_parameters(), *net.named_buffers()]:
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise TrainingDiverged(f"the search diverged in epoch {search.epoch + 1}: {name} became non-finite; lower the "
+                                   "learning rate (lr=...) or keep gradient clipping on (the last checkpoint is kept)")
 
 
 class ProposedArchitectures(Strategy):

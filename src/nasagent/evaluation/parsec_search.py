@@ -125,6 +125,12 @@ class ParsecSearch:
                                       momentum=float(momentum), nesterov=False, weight_decay=float(weight_decay),
                                       grad_clip=grad_clip, aux_weight=float(aux_weight), cutout=int(cutout),
                                       amp=bool(amp)).check()
+        if not (math.isfinite(float(arch_lr)) and arch_lr > 0 and math.isfinite(float(arch_weight_decay)) and arch_weight_decay >= 0):
+            raise NasagentError(f"arch_lr must be > 0 and arch_weight_decay >= 0, got {arch_lr} and {arch_weight_decay}")
+        if not 0 <= baseline_decay < 1:
+            raise NasagentError(f"baseline_decay must be in [0, 1), got {baseline_decay}")
+        if not 0 <= min_weight < 1:
+            raise NasagentError(f"min_weight must be in [0, 1) (a child's normalised weight; 1 would skip every update), got {min_weight}")
         self.arch_lr, self.arch_betas, self.arch_weight_decay = float(arch_lr), tuple(arch_betas), float(arch_weight_decay)
         self.weighting, self.temperature, self.estimator = weighting, float(temperature), estimator
         self.baseline_decay = float(baseline_decay)

@@ -421,12 +421,19 @@ class SupernetBenchmark(Benchmark):
         self.estimator = estimator
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self._fitted = False
+        self._fit_error: NasagentError | None = None
 
     def fit(self) -> float:
         if self._fitted:
             return 0.0
+        if self._fit_error is not None:  # training is deterministic: it would fail the same way for every trial
+            raise NasagentError(f"the supernet could not be trained: {self._fit_error}")
         before = self.estimator.train_seconds
-        self.estimator.fit(self.checkpoint_dir)
+        try:
+            self.estimator.fit(self.checkpoint_dir)
+        except NasagentError as e:
+            self._fit_error = e
+            raise
         self._fitted = True
         return self.estimator.train_seconds - before
 

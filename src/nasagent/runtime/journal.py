@@ -157,24 +157,7 @@ class Journal:
         self._check_writable()
         if self.path == ":memory:" or self._lock_file is not None:
             return
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no guard
-            return
-        f = open(self.path + ".lock", "a+")  # noqa: SIM115 - held open as the lock
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            f.close()
-            raise NasagentError(f"{Path(self.path).parent} is in use by {holder}; wait for it to finish (or stop it) "
-                                "before resuming, or search into another --out") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()}")
-        f.flush()
-        self._lock_file = f
+        self._lock_file = claim_run(self.path)
 
     def previous_elapsed(self) -> float:
         row = self.db.execute("SELECT COALESCE(SUM(elapsed), 0) FROM sessions WHERE id != ?", (self.session or -1,)).fetchone()
@@ -325,6 +308,29 @@ class Journal:
         if self._lock_file is not None:
             self._lock_file.close()  # releases the lock
             self._lock_file = None
+
+
+def claim_run(journal_path: str | Path):
+    """Take the OS lock of the run whose journal is ``journal_path``; returns the open lock file (closing it
+    releases the lock), or None where the OS has no such locks. A run held by another process is refused."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no guard
+        return None
+    f = open(str(journal_path) + ".lock", "a+")  # noqa: SIM115 - held open as the lock
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise NasagentError(f"{Path(journal_path).parent} is in use by {holder}; wait for it to finish (or stop it) "
+                            "first, or search into another --out") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()}")
+    f.flush()
+    return f
 
 
 def _dump(v) -> str | None:

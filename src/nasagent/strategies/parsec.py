@@ -68,6 +68,9 @@ class Parsec(WeightSharingStrategy):
         if select_by not in SELECTION:
             raise NasagentError(f"select_by must be one of {', '.join(SELECTION)}, got {select_by!r}")
         self.search_seeds, self.select_by = int(search_seeds), select_by
+        if self.search_seeds > 1 and select_by == "mode_val_accuracy" and options.get("monitor") is False:
+            raise NasagentError("choosing between search_seeds by mode_val_accuracy needs monitor=true (it records "
+                                "that accuracy each epoch); or choose another select_by")
         self.options = {"K": K, "C": C, "layers": layers, **options}
         self._search = self._make_search()  # validates every option now, before any training
         self.search_summary: dict = {}
@@ -89,7 +92,7 @@ class Parsec(WeightSharingStrategy):
         for i, search in enumerate(searches):
             folder = ck / f"seed{i}" if ck is not None and self.search_seeds > 1 else ck
             search.fit(data, Budget(evaluations=self.epochs), folder)
-        best = select_search(searches, self.select_by)
+        best = select_search(searches, self.select_by) if len(searches) > 1 else 0  # one search: nothing to choose
         search = searches[best]
         if self.finetune_epochs:
             search = finetune(search, data, Budget(evaluations=self.finetune_epochs), ck, **self.finetune_sizes)

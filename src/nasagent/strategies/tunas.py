@@ -201,6 +201,16 @@ class TunasSearch:
             raise NasagentError(f"the warmup window ({warmup}) may not be longer than the RL delay ({rl_delay}); the seed's code forbids it")
         if int(samples_per_step) < 1 or int(rl_batch_multiplier) < 1:
             raise NasagentError("samples_per_step and rl_batch_multiplier must be >= 1")
+        if epochs is not None and int(epochs) < 1:
+            raise NasagentError(f"TuNAS epochs must be >= 1 (or null: the budget decides), got {epochs}")
+        if int(batch_size) < 2 or int(samples_per_step) > int(batch_size):
+            raise NasagentError(f"TuNAS batch_size must be >= 2 and >= samples_per_step, got {batch_size} and {samples_per_step}")
+        for name, value, ok in (("lr", lr, lr > 0), ("rl_lr", rl_lr, rl_lr > 0), ("rl_increase", rl_increase, rl_increase > 0),
+                                ("weight_decay", weight_decay, weight_decay >= 0), ("momentum", momentum, 0 <= momentum < 1),
+                                ("label_smoothing", label_smoothing, 0 <= label_smoothing < 1)):
+            if not (math.isfinite(float(value)) and ok):
+                raise NasagentError(f"TuNAS {name} is out of range: {value!r} (lr, rl_lr, rl_increase > 0; weight_decay >= 0; "
+                                    "momentum and label_smoothing in [0, 1))")
         self.target = float(target)
         self.cost_kind, self.cost_options = cost, dict(cost_options or {})
         self.seed, self.epochs, self.batch_size = int(seed), None if epochs is None else int(epochs), int(batch_size)
@@ -355,8 +365,20 @@ class TunasSearch:
             self.cost_model.save()
 
     def _config(self) -> str:
+        """Everything that defines the search (not the budget, which may grow): a checkpoint of another search
+        in the same folder is refused instead of being continued."""
+        data = getattr(self, "data", None)
         return json.dumps({"space": self.space.name, "target": self.target, "reward": self.reward_name, "beta": self.beta,
-                           "seed": self.seed, "batch": self.batch_size}, sort_keys=True)
+                           "seed": self.seed, "batch": self.batch_size, "epochs": self.epochs, "lr": self.lr,
+                           "momentum": self.momentum, "weight_decay": self.weight_decay, "label_smoothing": self.label_smoothing,
+                           "rl_lr": self.rl_lr, "rl_increase": self.rl_increase, "rl_delay": self.rl_delay, "warmup": self.warmup,
+                           "op_warmup": self.op_warmup, "filter_warmup": self.filter_warmup,
+                           "rl_batch_multiplier": self.rl_batch_multiplier, "samples_per_step": self.samples_per_step,
+                           "controller": [self.controller.temperature, self.controller.entropy_coef, self.controller.momentum],
+                           "cost": [self.cost_kind if isinstance(self.cost_kind, str) else type(self.cost_kind).__name__,
+                                    self.cost_options],
+                           "data": data.fingerprint() if data is not None else None},
+                          sort_keys=True, default=str)
 
     def _load(self, path: Path) -> None:
         import torch
@@ -378,6 +400,8 @@ def rejection_sample(space: MobileNetSpace, cost_model, target: float, n: int, t
                      max_tries: int = 200_000) -> tuple[list[tuple[int, ...]], dict]:
     """``n`` distinct uniform random architectures with cost in target·(1 ± tolerance); returns them and the
     acceptance statistics. Raises if the window is empty or too rare to fill within ``max_tries``."""
+    if int(n) < 1 or not (math.isfinite(tolerance) and 0 < tolerance < 1):
+        raise NasagentError(f"rejection sampling needs n >= 1 and a tolerance in (0, 1), got n={n}, tolerance={tolerance}")
     cost_model.check_target(target)
     rng = np.random.default_rng([seed, 408])
     lo, hi = target * (1 - tolerance), target * (1 + tolerance)

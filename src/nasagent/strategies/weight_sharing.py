@@ -65,7 +65,11 @@ class WeightSharingStrategy(Strategy):
         if len(self._queue) <= self._asked:  # first ask (or all proposals used): fit (resumes), propose more
             search = self._fit()
             want = max(8, 2 * (self._asked + 1))
-            self._queue = [self.space.format(a) for a in self._cells(search, want)]
+            # a search's longer list need not start with its shorter one (DARTS draws a pool whose size grows with
+            # n): keep what was asked, then the new list's cells not asked yet, so none repeats and none is skipped
+            asked = self._queue[: self._asked]
+            fresh = [c for c in (self.space.format(a) for a in self._cells(search, want)) if c not in set(asked)]
+            self._queue = asked + list(dict.fromkeys(fresh))
         if self._asked >= len(self._queue):
             raise SpaceExhausted(f"{self.label} proposed all {len(self._queue)} distinct cells it could find")
         arch = self.space.parse(self._queue[self._asked])
