@@ -182,8 +182,8 @@ class DartsSearch:
         self.seed = int(seed)
         self.settings = TrainSettings(epochs=int(epochs), lr=float(lr), min_lr=float(min_lr), weight_decay=float(weight_decay),
                                       batch_size=int(batch_size)).check()
-        if not (math.isfinite(float(arch_lr)) and arch_lr > 0 and math.isfinite(float(arch_weight_decay)) and arch_weight_decay >= 0):
-            raise NasagentError(f"arch_lr must be > 0 and arch_weight_decay >= 0, got {arch_lr} and {arch_weight_decay}")
+        if not (math.isfinite(float(arch_lr)) and arch_lr >= 0 and math.isfinite(float(arch_weight_decay)) and arch_weight_decay >= 0):
+            raise NasagentError(f"arch_lr and arch_weight_decay must be finite numbers >= 0 (arch_lr 0 freezes the architecture), got {arch_lr} and {arch_weight_decay}")
         from nasagent.evaluation.networks import check_sizes
 
         check_sizes(sizes)

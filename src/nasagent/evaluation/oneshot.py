@@ -1,8 +1,9 @@
 """The contract of weight-sharing searches (DARTS, few-shot DARTS, PARSEC, TuNAS) and how the runner uses them.
 
 A ``OneShotSearch`` trains in its own loop (``fit``), which must be resumable from ``checkpoint_dir``: calling
-``fit`` again with the same directory continues where the last call stopped (after a crash, or with a larger
-budget). It then ``propose``s final architectures; ``run_oneshot`` hands them to the ordinary runner, which
+``fit`` again with the same directory continues where the last call stopped (after a crash, exactly; with a
+larger budget, DARTS' and PARSEC's cosine schedule is stretched to the new total from the current epoch on,
+while TuNAS keeps the schedule of its ``epochs``). It then ``propose``s final architectures; ``run_oneshot`` hands them to the ordinary runner, which
 evaluates them with any evaluator (a table, or training from scratch) and journals them like any search.
 
 Budgets for ``fit`` reuse ``nasagent.Budget`` with one reading shared by every weight-sharing search:
@@ -87,15 +88,15 @@ def run_epochs(search, data, budget: Budget | int, checkpoint: Path | None, stre
     epochs, seconds = fit_limits(budget)
     if checkpoint is not None and checkpoint.exists():
         search._load(checkpoint)
+    # the cosine schedule spans this call's epoch budget (else the search's epochs): callers lay it over what they
+    # will train (few-shot children, a time-matched DARTS). A later call with a larger budget continues from the
+    # current epoch on a schedule stretched to the new total, so 2 then 4 epochs is not one 4-epoch run.
     total = epochs if epochs is not None else search.settings.epochs
-    # the schedule spans the search's epochs whatever this call's budget, so fitting 2 then 4 epochs of a 4-epoch
-    # search is one 4-epoch schedule (a budget beyond them stretches it)
-    schedule = max(int(search.settings.epochs), total)
     x = torch.from_numpy(data.x_train).to(search.device)
     y = torch.from_numpy(data.y_train).to(search.device)
     while search.epoch < total and (seconds is None or search.seconds < seconds):
         started = time.perf_counter()
-        lr = cosine_lr(search.settings, search.epoch, schedule)
+        lr = cosine_lr(search.settings, search.epoch, total)
         for group in search.optimizer.param_groups:
             group["lr"] = lr
         orders = [batch_order(len(idx), search.settings.batch_size, [search.seed, stream], search.epoch) for idx, stream in streams]

@@ -125,8 +125,8 @@ class ParsecSearch:
                                       momentum=float(momentum), nesterov=False, weight_decay=float(weight_decay),
                                       grad_clip=grad_clip, aux_weight=float(aux_weight), cutout=int(cutout),
                                       amp=bool(amp)).check()
-        if not (math.isfinite(float(arch_lr)) and arch_lr > 0 and math.isfinite(float(arch_weight_decay)) and arch_weight_decay >= 0):
-            raise NasagentError(f"arch_lr must be > 0 and arch_weight_decay >= 0, got {arch_lr} and {arch_weight_decay}")
+        if not (math.isfinite(float(arch_lr)) and arch_lr >= 0 and math.isfinite(float(arch_weight_decay)) and arch_weight_decay >= 0):
+            raise NasagentError(f"arch_lr and arch_weight_decay must be finite numbers >= 0 (arch_lr 0 freezes the architecture), got {arch_lr} and {arch_weight_decay}")
         if not 0 <= baseline_decay < 1:
             raise NasagentError(f"baseline_decay must be in [0, 1), got {baseline_decay}")
         if not 0 <= min_weight < 1:
