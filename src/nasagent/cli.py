@@ -455,9 +455,17 @@ def select_cmd(
             raise NasagentError(f"--top-k must be >= 1, got {top_k}")
         prog = Progress("[bold]select", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console, disable=quiet)
         task = prog.add_task("", total=top_k)
-        with prog:
-            out = select_top_k(run_dir, top_k, benchmark=benchmark, benchmark_options=parse_options(bopt), seed=seed, metric=metric,
-                               progress=lambda done, total: prog.update(task, completed=done, total=total))
+
+        def progress(done, total):  # the bar appears once the inputs are checked, not before an error line
+            if not prog.live.is_started:
+                prog.start()
+            prog.update(task, completed=done, total=total)
+
+        try:
+            out = select_top_k(run_dir, top_k, benchmark=benchmark, benchmark_options=parse_options(bopt), seed=seed,
+                               metric=metric, progress=progress)
+        finally:
+            prog.stop()
         table = Table(title=f"top-{len(out['candidates'])} of {run_dir}, trained from scratch ({out['benchmark']}, seed {out['seed']})")
         table.add_column("architecture", overflow="fold")
         for col in ("supernet score", out["metric"], "seconds"):

@@ -96,6 +96,8 @@ def select_top_k(run_dir, k: int = 10, benchmark: str | None = None, benchmark_o
     space = getattr(bench, "space", None)  # candidates are journaled as text; parse them in the benchmark's space
     rows = []
     t0 = time.perf_counter()
+    if progress is not None:
+        progress(0, len(candidates))  # everything is checked: training starts now
     for i, (arch, score) in enumerate(candidates):
         try:
             result = bench(space.parse(arch) if space is not None else arch)
