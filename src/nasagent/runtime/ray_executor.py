@@ -266,7 +266,8 @@ class RayExecutor(Executor):
             )
             return run.trial, Result.failed(why, time.monotonic() - run.first_submitted)
         except rex.TaskCancelledError:
-            return run.trial, Result.failed("the Ray task was cancelled", time.monotonic() - run.first_submitted)
+            why = "the Ray task was cancelled (by Ray, or by a KeyboardInterrupt inside the evaluator)"
+            return run.trial, Result.failed(why, time.monotonic() - run.first_submitted)
         except rex.RayTaskError as e:  # an error outside the evaluator, e.g. while unpickling the trial
             return run.trial, Result.failed(f"Ray task error: {_cause(e)}", time.monotonic() - run.first_submitted)
         except rex.RayError as e:  # e.g. unschedulable, or a runtime environment that failed to set up
