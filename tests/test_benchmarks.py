@@ -82,6 +82,20 @@ def test_user_csv_errors(tmp_path):
     _write_csv(p3, [(BEST, 1, 2), ("|nor_conv_3x3~0|+|bad~0|nor_conv_3x3~1|+|none~0|none~1|none~2|", 1, 2)])
     with pytest.raises(NasagentError, match="line 3.*unknown op 'bad'"):
         csv_benchmark(p3, arch_column="arch")
+    with pytest.raises(NasagentError, match="line 3.*unknown op 'bad'"):  # a column named arch is taken as such
+        csv_benchmark(p3)
+    other = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|none~2|"
+    spreadsheet = tmp_path / "excel.csv"  # a byte-order mark, a blank (missing) value and a text column
+    spreadsheet.write_text(f"arch,val_acc,note\n{BEST},,first\n{other},50.5,second\n", encoding="utf-8-sig")
+    b = csv_benchmark(spreadsheet)
+    assert list(b.metrics) == ["val_acc"] and b(NB201Space().parse(other)).metrics["val_acc"] == 50.5
+    assert b.optimum(b.objective())[0] == 50.5  # the blank one is missing, not a zero
+    for text, fragment in [(f"arch,val_acc\n{BEST},1\n{other},n/a\n", "line 3: column 'val_acc' holds 'n/a'"),
+                           (f"arch,val_acc,val_acc\n{BEST},1,2\n", "column 'val_acc' twice"),
+                           (f"arch,val_acc,\n{BEST},1,2\n", "an empty column name")]:
+        spreadsheet.write_text(text)
+        with pytest.raises(NasagentError, match=fragment):
+            csv_benchmark(spreadsheet)
 
 
 def test_nbgraph_tables():

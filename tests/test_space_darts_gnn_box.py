@@ -111,3 +111,42 @@ def test_box_validation_and_mutation(rng):
     assert np.allclose(b.decode(b.encode(x)), x)
     with pytest.raises(NasagentError, match="sequential"):
         b.root()
+
+
+def test_every_space_refuses_what_is_not_an_architecture_in_one_line():
+    from nasagent.registry import SPACES, make_space
+
+    for name in [*SPACES, "box-3"]:
+        sp = make_space(name)
+        for bad in (None, 3, "???") + (() if name == "convnet" else ("",)):  # convnet's "" is its empty network
+            with pytest.raises(NasagentError):
+                sp.validate(bad)
+        with pytest.raises(NasagentError):
+            sp.parse("\u00b2")
+        a = sp.sample(np.random.default_rng(0))
+        assert sp.key(sp.validate(sp.format(a))) == sp.key(a), name  # the text form is accepted everywhere
+
+
+def test_darts_refuses_a_boolean_input_and_mobilenet_edits_change_the_network():
+    from nasagent.benchmarks.functions import FunctionBenchmark
+    from nasagent.registry import make_space
+
+    sp = DartsSpace()
+    text = sp.format(sp.sample(np.random.default_rng(0)))
+    with pytest.raises(NasagentError, match="input True"):
+        sp.parse(text.replace(", 1)", ", True)", 1))
+    mb = make_space("mobilenet-v3-like-tiny")
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        a = mb.sample(rng)
+        keys = [mb.key(n) for n in mb.neighbors(a)]
+        assert len(keys) == len(set(keys)) and mb.key(a) not in keys
+        assert all(mb.key(mb.mutate(a, rng)) != mb.key(a) for _ in range(50))
+    state = mb.root()
+    while not mb.is_terminal(state):
+        state = mb.step(state, mb.actions(state)[0])
+    assert mb.actions(state) == []
+    with pytest.raises(NasagentError, match="not allowed"):
+        mb.step(mb.root(), 99)
+    with pytest.raises(NasagentError, match="shift_seed"):
+        FunctionBenchmark("ackley", 3, shift_seed=-1)

@@ -65,6 +65,8 @@ class FunctionBenchmark(Benchmark):
             raise NasagentError(f"function dimension must be >= 1, got {dim}")
         if function == "rosenbrock" and dim < 2:
             raise NasagentError("rosenbrock needs at least 2 dimensions")
+        if shift_seed is not None and (isinstance(shift_seed, bool) or not isinstance(shift_seed, (int, np.integer)) or shift_seed < 0):
+            raise NasagentError(f"shift_seed must be an integer >= 0 (or null: no shift), got {shift_seed!r}")
         spec = FUNCTIONS[function]
         space = BoxSpace(np.full(dim, spec.lower), np.full(dim, spec.upper), name=f"box-{dim}")
         super().__init__(

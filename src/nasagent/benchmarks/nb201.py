@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import math
 import pickle
 from functools import lru_cache
 from pathlib import Path
@@ -119,13 +120,20 @@ def csv_benchmark(path: str | Path, arch_column: str | None = None, cost_column:
         raise NasagentError(f"NB201 table {path} is a folder; pass the CSV file itself")
     space = NB201Space()
     try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheets' "CSV UTF-8" starts with a BOM
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            header = list(reader.fieldnames or [])
     except (UnicodeDecodeError, csv.Error) as e:
         raise NasagentError(f"{path} is not a readable CSV file: {e}") from None
     if not rows:
         raise NasagentError(f"{path} has no data rows")
-    header = list(rows[0].keys())
+    names = [h.strip() for h in header]
+    if "" in names or len(set(names)) != len(names):
+        bad = "an empty column name" if "" in names else f"column {next(n for n in names if names.count(n) > 1)!r} twice"
+        raise NasagentError(f"{path}: the header has {bad}; every column needs its own name")
+    if arch_column is None and "arch" in header:
+        arch_column = "arch"  # named so: its bad lines are reported as such, not as "no architecture column"
     if arch_column is None:
         for col in header:
             try:
@@ -151,10 +159,14 @@ def csv_benchmark(path: str | Path, arch_column: str | None = None, cost_column:
             raise NasagentError(f"{path} line {lineno}: {e}") from None
         keys.append(space.format(arch))
         for c in list(numeric):
+            text = (r.get(c) or "").strip()
             try:
-                numeric[c].append(float(r[c]))
-            except (TypeError, ValueError):
-                del numeric[c]  # a non-numeric column is not a metric
+                numeric[c].append(float(text) if text else math.nan)  # a blank cell is a missing value
+            except ValueError:
+                if any(not math.isnan(v) for v in numeric[c]):  # numbers above, then text: a typo, not a text column
+                    raise NasagentError(f"{path} line {lineno}: column {c!r} holds {text!r}, not a number "
+                                        "(leave a missing value blank)") from None
+                del numeric[c]  # a text column (a note, an id) is not a metric
     if len(set(keys)) != len(keys):
         dup = next(k for k in keys if keys.count(k) > 1)
         raise NasagentError(f"{path}: architecture {dup} appears more than once")

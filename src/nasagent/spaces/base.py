@@ -19,10 +19,31 @@ State = Any
 Action = Any
 
 
+def _guarded(method):
+    def guarded(self, arch):
+        try:
+            return method(self, arch)
+        except (TypeError, ValueError, AttributeError, IndexError, KeyError) as e:
+            raise NasagentError(f"{arch!r} is not an architecture of the {self.name} space ({type(e).__name__}: {e})") from None
+
+    guarded._guarded = True
+    guarded.__doc__, guarded.__name__ = method.__doc__, method.__name__
+    return guarded
+
+
 class Space(ABC):
     name: str = "space"
     #: True when ``root/actions/step/is_terminal`` are implemented.
     sequential: bool = True
+
+    def __init_subclass__(cls, **kwargs):
+        """Every space's ``validate`` and ``parse`` answer input that is not an architecture at all (None, a
+        number, a malformed object or string) with one ``NasagentError`` naming the space, never a TypeError."""
+        super().__init_subclass__(**kwargs)
+        for method in ("validate", "parse"):
+            own = cls.__dict__.get(method)
+            if own is not None and not getattr(own, "_guarded", False):
+                setattr(cls, method, _guarded(own))
 
     # -- identity and text -------------------------------------------------------------------------
     @abstractmethod
@@ -38,8 +59,15 @@ class Space(ABC):
         return self.format(arch)
 
     def validate(self, arch: Arch) -> Arch:
-        """Return ``arch`` if it belongs to this space, else raise ``NasagentError``."""
-        return self.parse(self.format(arch))
+        """Return ``arch`` (an architecture object or its text) if it belongs to this space, else raise
+        ``NasagentError``."""
+        if isinstance(arch, str):
+            return self.parse(arch)
+        try:
+            text = self.format(arch)
+        except (TypeError, ValueError, AttributeError, IndexError, KeyError) as e:
+            raise NasagentError(f"{arch!r} is not an architecture of the {self.name} space ({type(e).__name__}: {e})") from None
+        return self.parse(text)
 
     # -- sampling and editing ----------------------------------------------------------------------
     @abstractmethod

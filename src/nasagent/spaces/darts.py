@@ -128,7 +128,7 @@ class DartsSpace(Space):
                 raise NasagentError(
                     f"{name} {kind} node {node + 2} has unknown op {op!r}; ops are {', '.join(self.ops)}"
                 )
-            if not isinstance(j, int) or not 0 <= j < node + 2:
+            if not isinstance(j, int) or isinstance(j, bool) or not 0 <= j < node + 2:
                 raise NasagentError(f"{name} {kind} node {node + 2} input {j!r} must be in 0..{node + 1}")
             out.append((op, j))
         for node in range(self.n_nodes if self.distinct_inputs else 0):

@@ -318,15 +318,21 @@ class MobileNetSpace(Space):
         return np.concatenate([one_hot(v, len(d.choices)) for v, d in zip(arch, self.decisions, strict=True)])
 
     def neighbors(self, arch) -> list[tuple[int, ...]]:
-        out = []
+        """One changed decision each, distinct networks only: a change inside a skipped layer is no change."""
+        out, seen = [], {self.key(arch)}
         for i, d in enumerate(self.decisions):
             for v in range(len(d.choices)):
                 if v != arch[i]:
-                    out.append(arch[:i] + (v,) + arch[i + 1 :])
+                    n = arch[:i] + (v,) + arch[i + 1 :]
+                    if self.key(n) not in seen:
+                        seen.add(self.key(n))
+                        out.append(n)
         return out
 
     def mutate(self, arch, rng):
-        i = int(rng.integers(len(self.decisions)))
+        """Change one decision that is in use (one inside a skipped layer would leave the network as it was)."""
+        live = [i for i in range(len(self.decisions)) if self.active(arch, i) and len(self.decisions[i].choices) > 1]
+        i = live[int(rng.integers(len(live)))]
         n = len(self.decisions[i].choices)
         v = (arch[i] + 1 + int(rng.integers(n - 1))) % n
         return arch[:i] + (v,) + arch[i + 1 :]
@@ -335,9 +341,11 @@ class MobileNetSpace(Space):
         return ()
 
     def actions(self, state):
-        return list(range(len(self.decisions[len(state)].choices)))
+        return [] if self.is_terminal(state) else list(range(len(self.decisions[len(state)].choices)))
 
     def step(self, state, action):
+        if action not in self.actions(state):
+            raise NasagentError(f"action {action!r} is not allowed in state {tuple(state)} of {self.name}")
         return tuple(state) + (int(action),)
 
     def is_terminal(self, state) -> bool:
