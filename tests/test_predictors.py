@@ -568,3 +568,29 @@ def test_oneshot_soft_pareto_proposes_exactly_the_admitted_set_then_stops():
         make_strategy("neural-predictor", space, soft_pareto=2)
     with pytest.raises(NasagentError, match="MobileNet-like"):
         make_strategy("neural-predictor", S, soft_pareto=2, cost="flops")
+
+
+def test_uncertainty_empty_inputs_list_archs_and_the_callers_rng(table):
+    import torch
+
+    from nasagent.evaluation.predictors.base import gives_uncertainty
+
+    assert not gives_uncertainty(TunedPredictor(S, base="gcn", options=TINY))  # its refit GCN has no std
+    assert gives_uncertainty(TunedPredictor(S, base="rf", grid={"n_estimators": [10, 20]}))
+    with pytest.raises(NasagentError, match="needs a predictor with uncertainty"):
+        make_strategy("neural-predictor", S, mode="iterative", predictor="tuned", predictor_options={"base": "gbdt"})
+    with pytest.raises(NasagentError, match="metric must be 'mse' or 'kendall'"):
+        TunedPredictor(S, base="rf", metric="r2")
+    with pytest.raises(NasagentError, match="does not fit predictor 'rf'"):
+        TunedPredictor(S, base="rf", grid={"bogus": [1]})
+    archs, y = _sample(table, 30, 0)
+    for name in ("rf", "gp", "gp-hamming"):
+        p = make_predictor(name, S, seed=0).fit(archs, y)
+        assert p.predict_std([]).shape == (0,)
+    gcn = make_predictor("gcn", S, seed=0, **TINY).fit([list(a) for a in archs], y)  # e.g. read back from JSON
+    assert np.allclose(gcn.predict([list(a) for a in archs[:3]]), gcn.predict(archs[:3]))
+    torch.manual_seed(123)
+    make_predictor("mlp", S, seed=0).fit(archs, y)
+    after = torch.rand(1)
+    torch.manual_seed(123)
+    assert torch.equal(torch.rand(1), after)  # fitting did not reseed the caller's generator

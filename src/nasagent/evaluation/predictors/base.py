@@ -98,7 +98,13 @@ def load_predictor(path) -> Predictor:
 
 
 def gives_uncertainty(predictor: Predictor) -> bool:
-    """Whether ``predictor`` implements ``predict_std`` (an ensemble of one does not)."""
+    """Whether ``predictor`` implements ``predict_std`` (an ensemble of one does not; a tuned predictor does
+    when every setting it may select does)."""
+    template = getattr(predictor, "template", None)
+    if template is not None and hasattr(predictor, "settings"):
+        from nasagent.evaluation.predictors.factory import clone
+
+        return all(gives_uncertainty(clone(template, **s)) for s in predictor.settings())
     if type(predictor).predict_std is Predictor.predict_std:
         return False
     return getattr(predictor, "n_models", 2) >= 2

@@ -82,6 +82,8 @@ class HammingGPPredictor(Predictor):
         return self._tf.inverse(self._kernel(X, self.X_) @ self.alpha_ * self.scale_ + self.center_)
 
     def predict_std(self, archs) -> np.ndarray:
+        if len(archs) == 0 and self.fitted_:
+            return np.zeros(0)
         mean, std = self._latent(archs)
         return self._tf.inverse_scale(mean * self.scale_ + self.center_, std * self.scale_)
 

@@ -182,7 +182,7 @@ class GraphEncoder:
         else:
             name = type(base).__name__
             if name == "NB201Space":
-                self._fn = lambda a: nb201_graph(a, prune=self.nb201_prune)
+                self._fn = lambda a: nb201_graph(tuple(a), prune=self.nb201_prune)  # cached: needs a tuple
                 vocab = ["input", "output", *base.ops]
             elif name == "NB101Space":
                 self._fn = nb101_graph

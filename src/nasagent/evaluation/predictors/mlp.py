@@ -172,8 +172,9 @@ class _TorchRegressor(Predictor):
         with _threads(self.threads):
             sig = self._signature(X)
             if not (self.warm_start and self.net_ is not None and getattr(self, "signature_", None) == sig):
-                torch.manual_seed(self.seed)  # only affects weight init; data order uses its own generator
-                self.net_ = self._build(X)
+                with torch.random.fork_rng(devices=[]):  # seeded init without resetting the caller's torch RNG
+                    torch.manual_seed(self.seed)  # only affects weight init; data order uses its own generator
+                    self.net_ = self._build(X)
                 self.opt_ = self._make_optimizer(self.net_.parameters())
                 self.signature_ = sig
             self._set_scale(y)
@@ -368,9 +369,10 @@ class MultiStageMLPPredictor(Predictor):
         with _threads(self.threads):
             sig = (X.shape[1], k)
             if not (self.warm_start and self.gate_ is not None and getattr(self, "gate_sig_", None) == sig):
-                torch.manual_seed(self.seed)
-                body = _mlp(X.shape[1], tuple(self.hidden_sizes), self.activation, sigmoid=False)
-                body[-1] = torch.nn.Linear(body[-1].in_features, k)  # k logits instead of one value
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(self.seed)
+                    body = _mlp(X.shape[1], tuple(self.hidden_sizes), self.activation, sigmoid=False)
+                    body[-1] = torch.nn.Linear(body[-1].in_features, k)  # k logits instead of one value
                 self.gate_ = body
                 self.gate_opt_ = (
                     torch.optim.Adam(body.parameters(), lr=self.lr)

@@ -97,6 +97,20 @@ class TunedPredictor(Predictor):
         self.base, self.grid, self.options = base, grid or {}, dict(options or {})
         self.n_splits, self.holdout, self.metric, self.widen = n_splits, holdout, metric, widen
         self.template = make_predictor(base, space, seed=seed, **self.options)
+        # refused now, not after the first setting's cross-validation has trained
+        if metric not in ("mse", "kendall"):
+            raise NasagentError(f"tuned metric must be 'mse' or 'kendall', got {metric!r}")
+        if not 0 < holdout < 1 or int(n_splits) < 1:
+            raise NasagentError(f"tuned needs n_splits >= 1 and a hold-out fraction in (0, 1), got {n_splits} and {holdout}")
+        for setting in expand_grid(self.grid):
+            try:
+                clone(self.template, **setting)
+            except TypeError as e:
+                raise NasagentError(f"tuned grid setting {setting} does not fit predictor {base!r}: {e}") from None
+
+    def settings(self) -> list[dict]:
+        """Every setting the grid can select (the empty one when there is no grid)."""
+        return expand_grid(self.grid) or [{}]
 
     def featurize(self, archs):
         return list(archs)
@@ -118,4 +132,4 @@ class TunedPredictor(Predictor):
     def predict_std(self, archs) -> np.ndarray:
         if not self.fitted_:
             raise NotFittedError("TunedPredictor must be fitted before predict_std")
-        return self.model_.predict_std(archs)
+        return np.zeros(0) if len(archs) == 0 else self.model_.predict_std(archs)

@@ -55,6 +55,8 @@ class RandomForestPredictor(_SklearnPredictor):
 
     def predict_std(self, archs) -> np.ndarray:
         self._check_fitted()
+        if len(archs) == 0:
+            return np.zeros(0)
         X = self.featurize(archs)
         per_tree = np.stack([t.predict(X) for t in self.model_.estimators_])
         return self._tf.inverse_scale(per_tree.mean(0), per_tree.std(0))
@@ -95,6 +97,8 @@ class GPPredictor(_SklearnPredictor):
 
     def predict_std(self, archs) -> np.ndarray:
         self._check_fitted()
+        if len(archs) == 0:
+            return np.zeros(0)
         X = self.featurize(archs)
         mean, std = self.model_.predict(X, return_std=True)
         noise = self.model_.kernel_.k2.noise_level * getattr(self.model_, "_y_train_std", 1.0) ** 2
