@@ -135,6 +135,15 @@ def test_compare_writes_table_and_plot(tmp_path):
     for row in doc["rows"]:
         assert row["n_seeds"] == 3 and row["regret_at_100"] <= row["regret_at_50"]
     assert (out / "regret.png").exists() and (out / "compare.csv").exists()
+    # a label with a dash takes options; random rarely finds the optimum in 40 samples: its mean is a lower bound
+    r = runner.invoke(app, ["compare", "--strategies", "random,local-search", "--seeds", "2", "--budget", "40", "--at", "20",
+                            "--out", str(tmp_path / "c2"), "--opt", "local-search.n_init=3"])
+    assert r.exit_code == 0, r.output
+    rows = {row["method"]: row for row in json.loads((tmp_path / "c2" / "compare.json").read_text())["rows"]}
+    assert rows["random"]["censored"] == 2 and "≥" in r.output
+    r = runner.invoke(app, ["compare", "--strategies", "random,evolution", "--seeds", "2", "--budget", "40", "--at", "20",
+                            "--out", str(tmp_path / "c3"), "--opt", "evolution.population_size=0"])
+    assert r.exit_code == 2 and "population_size" in r.output and not (tmp_path / "c3").exists()  # refused before any run
 
 
 def test_user_csv_end_to_end(tmp_path, nb201):

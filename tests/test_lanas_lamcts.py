@@ -579,6 +579,9 @@ def test_linear_policy_observation_normalisation():
     ("lanas", "nb201", {"height": 3, "n_init": 5, "n_select": 4, "predictor": "gp-hamming", "n_candidates": 20}),
     ("lamcts", "box-3", {"solver": "turbo", "n_init": 8, "local_n_init": 4, "leaf_size": 6}),
     ("lamcts", "box-3", {"solver": "cobyla", "n_init": 8, "leaf_size": 6}),
+    # cmaes' own pickling drops its generator and rounds its covariance: the solver keeps both
+    ("lamcts", "box-3", {"solver": "cmaes", "n_init": 8, "leaf_size": 6}),
+    ("cmaes", "box-3", {}),
 ])
 def test_snapshot_resumes_identically(name, space_name, opts):
     import pickle

@@ -102,10 +102,30 @@ def test_every_feasible_cell_outranks_every_infeasible_one(nb201):
     feas = nb201.values("analog_accuracy") >= 85
     assert feas.any() and (~feas).any()
     assert scores[feas].min() > scores[~feas].max()
+    # also where the score is wider than 1: Chebyshev with all the weight on one objective, and tunas-abs
+    cols = {m: nb201.values(m) for m in ("accuracy", "ptq_accuracy", "analog_drift_30d")}
+    for scal in ("chebyshev:1,0", "chebyshev:0.99,0.01", "tunas-abs:target=80"):
+        objs = ["accuracy:max", "analog_drift_30d:min"] if scal.startswith("tunas") else PAIR
+        o = make_objective(nb201, objectives=objs, constraints=["ptq_accuracy<=90"], scalarization=scal)
+        s, _ = o.evaluate(cols)
+        ok = cols["ptq_accuracy"] <= 90
+        assert s[ok].min() > s[~ok & np.isfinite(s)].max(), scal
     # among infeasible cells, a smaller violation (same objectives) ranks higher
     a = obj.score({"accuracy": 90, "analog_drift_30d": 80, "analog_accuracy": 84})
     b = obj.score({"accuracy": 90, "analog_drift_30d": 80, "analog_accuracy": 60})
     assert a > b
+
+
+def test_directions_and_bounds_are_given_once_and_a_constrained_trace_reports_metric_values(nb201):
+    with pytest.raises(NasagentError, match="--mode min does not apply to --objective"):
+        make_objective(nb201, mode="min", objectives=["accuracy"])
+    with pytest.raises(NasagentError, match="'1.2.3' is not a number"):
+        Constraint.parse("ptq_accuracy<=1.2.3")
+    from nasagent.api import search
+
+    r = search("nb201", "random", budget=12, seed=0, constraints=["ptq_accuracy<=70"])  # its first samples are infeasible
+    assert r.trace[-1][2] == r.best_value  # the best sample's accuracy, not its penalised score
+    assert all(b is None or 0 <= b <= 100 for _, _, b in r.trace)
 
 
 def test_constrained_optimum_is_the_best_feasible_cell(nb201):

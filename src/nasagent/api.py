@@ -495,7 +495,10 @@ class Comparison:
         return list(dict.fromkeys(r["label"] for r in self.runs))
 
     def summary(self) -> list[dict]:
-        """Per method: samples to optimum (mean, median, se, censored) and mean regret at each budget in ``at``."""
+        """Per method: samples to optimum (mean, median, se, censored) and mean regret at each budget in ``at``.
+
+        A run that never found the optimum counts as the budget: with ``censored`` > 0 the mean and median are
+        lower bounds (``nasagent compare`` prints them with a ≥)."""
         from nasagent.report.plots import regret_matrix
 
         out = []
@@ -573,6 +576,8 @@ def compare(
     bench = make_benchmark(benchmark, **(benchmark_options or {}))
     objective = bench.objective(metric)
     opt = bench.optimum(objective)
+    for label, name in labelled:  # a bad option or a strategy the space cannot take fails now, not halfway
+        make_strategy(name, bench.space, seed=seeds[0], **(strategy_options or {}).get(label, {}))
     if budget is None:
         size = bench.space.size()
         budget = int(size) if size is not None and size <= 100_000 else max(at)

@@ -47,10 +47,12 @@ def parse_options(items: list[str] | None) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise NasagentError(f"option {item!r} must look like key=value")
+        prefix, dot, name = key.rpartition(".")  # "label.key" (compare): a label keeps its dashes (local-search)
+        key = prefix + dot + name.replace("-", "_")
         try:
-            out[key.replace("-", "_")] = json.loads(value)
+            out[key] = json.loads(value)
         except json.JSONDecodeError:
-            out[key.replace("-", "_")] = value
+            out[key] = value
     return out
 
 
@@ -365,8 +367,14 @@ def compare(
         cols = [c for c in rows[0] if not c.endswith("_se")]
         for c in cols:
             t.add_column(c)
+        def cell(r, c):
+            text = f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c])
+            if c.startswith("samples_to_optimum") and r.get("censored"):
+                text = "≥" + text  # runs that never found the optimum count as the budget: a lower bound
+            return text
+
         for r in rows:
-            t.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols])
+            t.add_row(*[cell(r, c) for c in cols])
         console.print(t)
         out.mkdir(parents=True, exist_ok=True)
         (out / "compare.json").write_text(json.dumps({"benchmark": benchmark, "objective": comp.objective, "budget": comp.budget, "optimum": comp.optimum, "rows": rows}, indent=2))

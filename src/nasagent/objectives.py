@@ -58,7 +58,11 @@ class Constraint:
         m = _CONSTRAINT.match(str(text))
         if m is None:
             raise NasagentError(f"malformed constraint {text!r}: write it like 'params<=1.5' or 'accuracy>=90'")
-        return cls(m.group(1), m.group(2), float(m.group(3)))
+        try:
+            bound = float(m.group(3))
+        except ValueError:  # the pattern admits e.g. "1.2.3"
+            raise NasagentError(f"malformed constraint {text!r}: {m.group(3)!r} is not a number") from None
+        return cls(m.group(1), m.group(2), bound)
 
     def excess(self, value: float) -> float:
         """How far ``value`` lies outside the bound (0 when satisfied; a tiny positive number for a strict
@@ -202,7 +206,14 @@ class MultiObjective:
         if self.penalty is not None:
             return self.penalty
         if self.multi and all(o.metric in self._range for o in self.objectives):
-            return 1.0
+            # the width of the scalarised score, so that every infeasible design scores below every feasible one
+            if self.scalarization == "chebyshev":
+                w = self._weights()
+                return float(w.max() + CHEBYSHEV_RHO * w.sum())
+            if self.scalarization == "tunas-abs":
+                lo, hi = self._range[self.objectives[1].metric]
+                return 1.0 + abs(self.beta) * max(abs(lo / self.target - 1.0), abs(hi / self.target - 1.0))
+            return 1.0  # weighted: u @ w lies in [0, 1]
         if not self.multi and self.objectives[0].metric in self._range:
             lo, hi = self._range[self.objectives[0].metric]
             return (hi - lo) or 1.0
@@ -360,6 +371,9 @@ def make_objective(
         objs = [primary]
     elif mode is not None and not objs:
         objs = [benchmark.objective(None, mode)]
+    elif mode is not None:  # each --objective carries its own direction (metric:min); --mode would be ignored
+        raise NasagentError(f"--mode {mode} does not apply to --objective; give the direction with each objective "
+                            "(e.g. --objective accuracy:max)")
     if not objs:
         objs = [benchmark.objective()]
     cons = tuple(c if isinstance(c, Constraint) else Constraint.parse(c) for c in constraints)

@@ -296,6 +296,9 @@ def make_strategy(name: str, space, seed: int = 0, **options):
             f"strategy {name!r} has no option {unknown[0]!r}; its options: {', '.join(allowed) or '(none)'}"
         )
     check_option_types(f"strategy {name!r}", cls.__init__, options)
+    tries = options.get("max_tries")
+    if isinstance(tries, (int, float)) and not isinstance(tries, bool) and tries < 1:  # every strategy's draw budget
+        raise NasagentError(f"strategy {name!r} option max_tries must be >= 1 (draws per proposal), got {tries}")
     return cls(space, seed=seed, **options)
 
 

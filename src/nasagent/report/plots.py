@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -79,10 +80,16 @@ def plot_regret_curves(
             centre = np.nanmedian(m, axis=0)
             lo, hi = np.nanpercentile(m, 25, axis=0), np.nanpercentile(m, 75, axis=0)
         else:
+            from scipy import stats
+
             centre = np.nanmean(m, axis=0)
-            n = np.sum(np.isfinite(m), axis=0).clip(min=1)
-            se = np.nanstd(m, axis=0) / np.sqrt(n)
-            lo, hi = np.maximum(centre - 1.96 * se, 0.0), centre + 1.96 * se
+            n = np.sum(np.isfinite(m), axis=0)
+            # a 95 % confidence interval of the mean: sample standard deviation, Student's t (few seeds)
+            with warnings.catch_warnings():  # a sample count with a single finite run has no spread
+                warnings.simplefilter("ignore", RuntimeWarning)
+                se = np.nanstd(m, axis=0, ddof=1) / np.sqrt(n.clip(min=1)) if m.shape[0] > 1 else np.zeros(m.shape[1])
+            half = stats.t.ppf(0.975, (n - 1).clip(min=1)) * np.nan_to_num(se)
+            lo, hi = np.maximum(centre - half, 0.0), centre + half
         ax.plot(x, centre, lw=1.8, label=f"{name} (n={m.shape[0]})")
         ax.fill_between(x, lo, hi, alpha=0.2)
     if log_x:

@@ -124,6 +124,7 @@ class Runner:
         self.n_failed = 0
         self.n_cached = 0
         self.best: tuple[float, int] | None = None  # (score, number)
+        self._best_value: float | None = None  # the objective value of that sample (what a trace reports)
         self.trace: list[tuple[int, float | None, float | None]] = []
         self.samples_to_optimum: int | None = None
         self._tells_since_snapshot = 0
@@ -356,11 +357,11 @@ class Runner:
             self._progress(status)
 
     def _record_sample(self, key: str, result: Result, sample: int, number: int | None = None) -> None:
+        value = self.objective.value(result.metrics)
         if self.best is None or result.score > self.best[0]:
             self.best = (result.score, number)
-        value = self.objective.value(result.metrics)
-        best_value = -self.best[0] if self.objective.mode == "min" else self.best[0]
-        self.trace.append((sample, value, best_value))
+            self._best_value = self._reported(result.score, value)
+        self.trace.append((sample, value, self._best_value))
         if self.optimum is not None and self.samples_to_optimum is None:
             opt_value, opt_keys = self.optimum
             hit = key in opt_keys if opt_keys else (value is not None and math.isclose(value, opt_value, abs_tol=1e-12))
@@ -369,11 +370,19 @@ class Runner:
                 if self.stop_at_optimum:
                     self._stop_reason = f"global optimum found at sample {sample}"
 
+    def _reported(self, score: float, value: float | None) -> float:
+        """The best-so-far figure of a trace: the best sample's objective value, as ``RunResult.best_value`` (a
+        constrained score carries a penalty that is no metric value); the score itself where there is no single
+        value (a scalarised multi-objective)."""
+        if value is not None and not getattr(self.objective, "multi", False):
+            return value
+        return -score if self.objective.mode == "min" else score
+
     def _progress(self, status: str) -> None:
         best_arch = None
         best_value = None
         if self.best is not None:
-            best_value = -self.best[0] if self.objective.mode == "min" else self.best[0]
+            best_value = self._best_value
             if self._best_arch[0] != self.best[1]:  # read the journal only when the best changes
                 row = self.journal.trial(self.best[1])
                 self._best_arch = (self.best[1], row.arch if row else None)

@@ -342,6 +342,22 @@ class CMAESSolver(LocalSolver):
     def done(self) -> bool:
         return self._stop or (self.max_evals is not None and self.n_asked >= self.max_evals)
 
+    # cmaes' CMA drops its random generator when pickled (and deep-copied), drawing a fresh unseeded one, and
+    # stores its covariance as one triangle (mirrored back, it can differ in the last bit): a snapshot keeps the
+    # generator's state and the exact covariance beside it, so a resumed run samples as an uninterrupted one
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_cma_rng": self.cma._rng.get_state(), "_cma_C": np.array(self.cma._C)}
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        rng_state, cov = state.pop("_cma_rng", None), state.pop("_cma_C", None)
+        self.__dict__.update(state)
+        if rng_state is not None:
+            self.cma._rng = np.random.RandomState()
+            self.cma._rng.set_state(rng_state)
+        if cov is not None:
+            self.cma._C = cov
+
     def _ask(self):
         if self.asked_in_gen >= self.cma.population_size:  # generation full, results pending: an extra point
             return self.region_points(1)[0]
