@@ -291,3 +291,49 @@ def test_group_of_one_passes_gradients_through():
             register_compression(net, FFTCodec(0.9))
     finally:
         dist.destroy_process_group()
+
+
+def test_error_feedback_follows_parameters_when_ddp_reorders_a_bucket():
+    import torch.distributed as dist
+
+    from nasagent.systems.comm_hook import CompressionState, compression_hook
+    from nasagent.systems.data_parallel import free_port
+
+    if dist.is_initialized():
+        pytest.skip("a process group already exists in this process")
+
+    class Bucket:  # what DDP hands the hook: after its first step it may lay the same parameters out anew
+        def __init__(self, params):
+            self.params = params
+            self.flat = torch.cat([p.grad.reshape(-1) for p in params])
+
+        def buffer(self):
+            return self.flat
+
+        def parameters(self):
+            return self.params
+
+        def index(self):
+            return 0
+
+        def is_last(self):
+            return True
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    try:
+        a, b = torch.nn.Parameter(torch.zeros(30)), torch.nn.Parameter(torch.zeros(30))
+        state = CompressionState(TopKCodec(theta=0.9), None, error_feedback=True, simulate_single=True)
+        gen = torch.Generator().manual_seed(0)
+        total = {id(a): torch.zeros(30), id(b): torch.zeros(30)}
+        sent = {id(a): torch.zeros(30), id(b): torch.zeros(30)}
+        for step in range(4):
+            a.grad, b.grad = torch.randn(30, generator=gen), torch.randn(30, generator=gen)
+            order = [a, b] if step == 0 else [b, a]  # the layout changes after the first step, as DDP's does
+            out = compression_hook(state, Bucket(order)).wait()
+            for p, part in zip(order, torch.split(out, 30)):
+                total[id(p)] += p.grad
+                sent[id(p)] += part
+        for p in (a, b):  # error feedback's promise, per parameter: what was sent plus what is left = every gradient
+            assert torch.allclose(sent[id(p)] + state.residuals[id(p)], total[id(p)], atol=1e-5)
+    finally:
+        dist.destroy_process_group()

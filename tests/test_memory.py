@@ -389,3 +389,42 @@ def test_dynamic_peak_leaves_out_exactly_the_parameter_gradients():
     frozen = MemoryRuntime(model, ladder(model, x.shape)["liveness"])
     frozen.step(x, y, nn.functional.cross_entropy)
     assert frozen.ledger.dynamic_peak == frozen.ledger.peak
+
+
+def test_a_parameter_passed_by_keyword_gets_its_gradient():
+    import torch.nn.functional as F
+
+    class KeywordBias(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(4, 3, 3, 3) * 0.1)
+            self.b = nn.Parameter(torch.randn(4) * 0.1)
+            self.fc = nn.Linear(4, 10)
+
+        def forward(self, x):
+            return self.fc(F.relu(F.conv2d(x, self.w, bias=self.b, padding=1)).mean((2, 3)))
+
+    torch.manual_seed(0)
+    model, x, y = KeywordBias(), torch.randn(2, 3, 6, 6), torch.tensor([1, 2])
+    ref = copy.deepcopy(model)
+    F.cross_entropy(ref(x), y).backward()
+    MemoryRuntime(model, MemoryPolicy("liveness")).step(x, y, F.cross_entropy)
+    for p, q in zip(model.parameters(), ref.parameters(), strict=True):
+        assert p.grad is not None and torch.equal(p.grad, q.grad)
+
+
+def test_the_projects_own_networks_are_traced_with_their_optional_arguments_fixed():
+    import torch.nn.functional as F
+
+    import nasagent
+
+    torch.manual_seed(0)
+    net = nasagent.build("|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|skip_connect~2|",
+                         10, (1, 8, 8), C=4, N=1)  # forward(x, arch=None, weights=None)
+    assert estimate_peak(net, (16, 1, 8, 8)).exact
+    ref = copy.deepcopy(net)
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    F.cross_entropy(ref(x), y).backward()
+    MemoryRuntime(net, ladder(net, x.shape)["recompute"]).step(x, y, F.cross_entropy)
+    for p, q in zip(net.parameters(), ref.parameters(), strict=True):
+        assert torch.allclose(p.grad, q.grad, atol=1e-6)

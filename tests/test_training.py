@@ -221,6 +221,22 @@ def test_interrupted_training_resumes_to_the_same_result(small, tmp_path):
     assert cut.epochs_trained == 1 and cut.stopped_early and (tmp_path / "ck.pt").exists()
     resumed = run(TrainSettings(epochs=3), tmp_path / "ck.pt")
     assert resumed.curve == full.curve and resumed.train_loss == full.train_loss
+    # drop-path draws from torch's generator: a checkpoint carries its state, or the resumed epochs drop other paths
+    darts = ("Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
+             "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], "
+             "reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
+             "('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
+
+    def run_darts(settings, ck, torch_seed=0):
+        torch.manual_seed(torch_seed)
+        model = build(darts, 10, small.input_shape, space="darts", C=4, layers=3)
+        return train_model(model, small, settings, 0, torch.device("cpu"), checkpoint=ck)[0]
+
+    full = run_darts(TrainSettings(epochs=3, drop_path=0.3), None)
+    run_darts(TrainSettings(epochs=3, drop_path=0.3, max_seconds=1e-9), tmp_path / "dp.pt")
+    # a fresh process starts from another generator state (the checkpoint replaces the weights it builds)
+    resumed = run_darts(TrainSettings(epochs=3, drop_path=0.3), tmp_path / "dp.pt", torch_seed=123)
+    assert resumed.curve == full.curve and resumed.train_loss == full.train_loss
 
 
 def test_learning_curve_early_stopping(small):
@@ -295,3 +311,14 @@ def test_cli_search_and_export(tmp_path):
     assert r.exit_code == 0 and "with trained weights" in r.output, r.output
     assert not run.exists()  # and nothing was recreated where the run used to be
     assert torch.equal(torch.export.load(str(tmp_path / "ex" / "model.pt2")).module()(x), out)
+
+
+def test_darts_edit_distance_counts_slots_not_sets():
+    from nasagent.evaluation.train import edit_distance
+    from nasagent.spaces.darts import DartsSpace
+
+    sp = DartsSpace()
+    parent = sp.sample(np.random.default_rng(0))
+    for child in sp.neighbors(parent)[:20]:  # one changed (op, input) slot each
+        assert edit_distance(sp, parent, child) >= 1 and edit_distance(sp, child, parent) >= 1
+    assert edit_distance(sp, parent, parent) == 0

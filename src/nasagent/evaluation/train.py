@@ -291,13 +291,15 @@ def inherit_weights(model, state: dict) -> float:
 
 
 def edit_distance(space, a, b) -> int:
-    """Edits between two architectures: differing edge ops (NB201), differing (op, input) choices (DARTS),
+    """Edits between two architectures: differing edge ops (NB201), differing (op, input) slots (DARTS),
     else half the L1 distance of the one-hot encodings (the number of changed choices)."""
     name = getattr(space, "name", "")
     if name == "nb201":
         return sum(x != y for x, y in zip(a, b, strict=True))
-    if name == "darts":
-        return sum(len(set(a.cell(k)) - set(b.cell(k))) for k in ("normal", "reduce"))
+    if name == "darts":  # node by node on the canonical genotypes (sets would forget where a pair sits)
+        from itertools import zip_longest
+
+        return sum(x != y for k in ("normal", "reduce") for x, y in zip_longest(a.cell(k), b.cell(k)))
     if hasattr(space, "edit_distance"):
         return int(space.edit_distance(a, b))
     return int(round(np.abs(space.encode(a) - space.encode(b)).sum() / 2))
@@ -329,6 +331,10 @@ def train_model(model, data: Dataset, settings: TrainSettings, seed: int, device
             opt.load_state_dict(ck["optimizer"])
             amp.load_state_dict(ck.get("amp"))
             start_epoch, curve, elapsed, last_loss = ck["epoch"], list(ck["curve"]), ck["elapsed"], ck["loss"]
+            if "torch_rng" in ck:  # drop-path and dropout draw from torch's generator: continue its stream
+                torch.set_rng_state(ck["torch_rng"].cpu())
+                if ck.get("cuda_rng") is not None and torch.device(device).type == "cuda":
+                    torch.cuda.set_rng_state(ck["cuda_rng"].cpu(), device)
         except (OSError, RuntimeError, KeyError, EOFError) as e:
             raise NasagentError(f"checkpoint {checkpoint} cannot be read ({e}); delete it to start this evaluation over") from None
     extras: dict = {}
@@ -372,8 +378,10 @@ def train_model(model, data: Dataset, settings: TrainSettings, seed: int, device
         curve.append(accuracy(model, data.x_val, data.y_val, device))
         seconds = elapsed + time.perf_counter() - t0
         if checkpoint is not None:
+            cuda_rng = torch.cuda.get_rng_state(device) if torch.device(device).type == "cuda" else None
             _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "amp": amp.state_dict(), "epoch": epoch + 1, "curve": curve,
-                          "elapsed": seconds, "loss": last_loss}, checkpoint)
+                          "elapsed": seconds, "loss": last_loss, "torch_rng": torch.get_rng_state(), "cuda_rng": cuda_rng},
+                         checkpoint)
         if epoch + 1 < epochs and settings.max_seconds is not None and seconds >= settings.max_seconds:
             stop_reason = f"time budget of {settings.max_seconds:g} s reached after {epoch + 1} epoch(s)"
             break

@@ -119,15 +119,26 @@ def compression_hook(state: CompressionState, bucket) -> torch.futures.Future:
         fut.set_result(flat)
         return fut
     x = flat.detach().to(torch.float32)
-    key = (bucket.index(), n)
-    if state.error_feedback and key in state.residuals:
-        x = x + state.residuals[key]
+    # residuals belong to parameters: DDP rebuilds its buckets after the first step (in gradient-ready order), so
+    # a bucket's index and size say nothing about which parameter sits where in it
+    params = list(bucket.parameters())
+    sizes = [p.numel() for p in params]
+    per_param = sum(sizes) == n
+    if state.error_feedback:
+        if per_param:
+            x = x + torch.cat([state.residuals.get(id(p), torch.zeros(k, device=x.device)) for p, k in zip(params, sizes)])
+        else:
+            x = x + state.residuals.get(tuple(map(id, params)), torch.zeros_like(x))
     payload = state.codec.encode(x)
     state.steps += bucket.is_last()
     if state.error_feedback or state.track_error or world == 1:
         own = state.codec.decode(payload, n)
         if state.error_feedback:
-            state.residuals[key] = x - own
+            left = x - own
+            if per_param:
+                state.residuals.update({id(p): r for p, r in zip(params, torch.split(left, sizes))})
+            else:
+                state.residuals[tuple(map(id, params))] = left
         denom = float(x.norm())
         state.last_error = float((x - own).norm()) / denom if denom > 0 else 0.0
         if world == 1:

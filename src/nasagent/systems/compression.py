@@ -296,8 +296,14 @@ class _SparseValues:
             scale = values.abs().max().clamp_min(1e-30).to(torch.float32).reshape(1)
             parts.append(_f32_bytes(scale))
             values = values / scale * q.hi
-        if q.mantissa is None:  # calibrate once, on the first message (the thesis: "first few iterations")
-            q.calibrate(values)
+        if q.mantissa is None or getattr(self, "_provisional", False):
+            # calibrate once, on the first message (the thesis: "first few iterations") that says anything: an
+            # all-zero message fits every width alike and would lock in the narrowest; until then, the default
+            if bool((values != 0).any()) and bool(torch.isfinite(values).all()):
+                q.calibrate(values)
+                self._provisional = False
+            else:
+                self._provisional = True
         parts += [q.header(), pack_bits(q.encode(values), q.bits)]
         return torch.cat(parts)
 

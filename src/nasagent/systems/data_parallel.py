@@ -156,7 +156,10 @@ def _train(rank: int, port: int, build_model, data, config: DPConfig) -> dict:
                                                 start_powerSGD_iter=2, min_compression_rate=1.0, random_seed=config.seed)
             ddp.register_comm_hook(state, powerSGD_hook.powerSGD_hook)
         else:
-            codec = make_codec(config.method, **config.codec_options)
+            options = dict(config.codec_options)
+            if config.method in ("qsgd", "terngrad"):  # stochastic rounding: each worker its own stream, or the
+                options.setdefault("seed", config.seed * 1000 + rank)  # average keeps every worker's identical noise
+            codec = make_codec(config.method, **options)
             state = register_compression(ddp, codec, error_feedback=config.error_feedback, track_error=config.track_error)
         opt = torch.optim.SGD(ddp.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
         x_train = torch.as_tensor(data.x_train)

@@ -261,7 +261,7 @@ class LayerwiseRuntime:
             leafs[j] = self.fwd[j].detach().requires_grad_(self.requires[j])
         if layer.random:
             self.rng[i] = _rng_state(self.device)
-        args = self.graph.resolve(layer.args, leafs, self.x)
+        args = (self.graph.resolve(layer.args, leafs, self.x), self.graph.resolve(layer.kwargs, leafs, self.x))
         self._pending = []
         with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(lambda t: self._pack(t, i), self._unpack):
             o = self.graph.call(layer, leafs, self.x)
@@ -273,7 +273,7 @@ class LayerwiseRuntime:
         self.meta_of[i] = (o.size(), o.stride(), o.storage_offset(), o.dtype)
         self.shapes[i] = (tuple(o.shape), o.dtype)
         self.layer_out_bytes[layer.name] = o.numel() * o.element_size()
-        self.layer_flops[layer.name] = layer_flops(layer, args, o)
+        self.layer_flops[layer.name] = layer_flops(layer, args[0], o)
         k = _skey(o)
         n_consumers = len(layer.consumers) + (i == self.graph.output)
         if k in self.store:  # a view of an input (flatten, reshape): same storage, more consumers
@@ -603,8 +603,11 @@ def _params_of(layer, args) -> list[torch.Tensor]:
         elif isinstance(a, (tuple, list)):
             for x in a:
                 scan(x)
+        elif isinstance(a, dict):  # keyword arguments: F.conv2d(x, w, bias=b)
+            for x in a.values():
+                scan(x)
 
-    scan(args)
+    scan(args)  # (positional, keyword)
     return out
 
 

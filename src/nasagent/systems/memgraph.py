@@ -152,10 +152,16 @@ def _is_random(op: str, target, module) -> bool:
 def trace_layers(model: nn.Module) -> LayerGraph:
     """The model's forward graph by ``torch.fx``. In-place activations are switched off on the model (the
     runtime frees memory itself; an in-place op would overwrite a tensor another layer saved)."""
-    import torch.fx
+    import inspect
 
+    import torch.fx
+    from torch.fx._symbolic_trace import _assert_is_none
+
+    # forward's optional arguments (e.g. a network's arch=None) are fixed at their defaults: one tensor input
+    fixed = {p.name: p.default for p in list(inspect.signature(model.forward).parameters.values())[1:]
+             if p.default is not inspect.Parameter.empty}
     try:
-        gm = torch.fx.symbolic_trace(model)
+        gm = torch.fx.symbolic_trace(model, concrete_args=fixed or None)
     except Exception as e:  # fx raises many types (TraceError, TypeError, ...) for untraceable code
         raise NasagentError(
             f"torch.fx cannot follow {type(model).__name__}.forward ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
@@ -167,12 +173,15 @@ def trace_layers(model: nn.Module) -> LayerGraph:
             m.inplace = False
     index: dict[str, int] = {}
     layers: list[Layer] = []
-    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    # the fixed arguments' placeholders only feed fx's checks that they keep their values
+    fixed_nodes = {n for n in gm.graph.nodes if n.op == "placeholder" and n.users
+                   and all(u.op == "call_function" and u.target is _assert_is_none for u in n.users)}
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder" and n not in fixed_nodes]
     if len(placeholders) != 1:
         raise NasagentError(f"the memory runtime handles models with one tensor input; {type(model).__name__}.forward takes {len(placeholders)}")
     output = None
     for node in gm.graph.nodes:
-        if node.op in ("placeholder", "get_attr"):
+        if node.op in ("placeholder", "get_attr") or (node.op == "call_function" and node.target is _assert_is_none):
             continue
         if node.op == "output":
             out = node.args[0]
