@@ -83,6 +83,19 @@ def test_evolution_keeps_the_newest_members_and_mutates_a_tournament_winner(nb20
     assert len(failed.population) == 0 and failed.n_random == 0  # a failed initial member is drawn again
 
 
+def test_the_two_standard_error_rule():
+    from nasagent.report.results import beats
+
+    a, b = [10.0, 11.0, 12.0, 13.0], [20.0, 20.5, 22.0, 23.5]  # differences -10, -9.5, -10, -10.5: a clear win
+    assert beats(a, b) == "win" and beats(b, a) == "loss" and beats(a, b, lower_is_better=False) == "loss"
+    assert beats([1.0, 2.0, 3.0], [2.0, 1.0, 3.0]) == "tie"  # mean difference 0
+    assert beats([1.0, 5.0, 1.0, 5.0], [2.0, 2.0, 2.0, 2.0]) == "tie"  # mean +1, se 1: within 2 se
+    assert beats([1.0, 2.0], 5.0) == "win"  # one number is a fixed reference
+    assert beats([1.0, float("nan"), 3.0], [0.0, 0.0, 0.0]) == "n/a"  # no claim on missing values
+    with pytest.raises(ValueError, match="same length"):
+        beats([1.0, 2.0, 3.0], [1.0, 2.0])
+
+
 def test_sample_efficiency_ratio_interpolates_the_crossing():
     from nasagent.report.results import sample_efficiency_ratio
 

@@ -72,10 +72,18 @@ def mean_se(values) -> tuple[float, float]:
 
 
 def beats(a, b, lower_is_better: bool = True) -> str:
-    """'win', 'loss' or 'tie' of paired samples a vs b by the protocol's 2-standard-error rule."""
+    """'win', 'loss' or 'tie' of paired samples a vs b by the protocol's 2-standard-error rule; 'n/a' when a
+    value is missing (NaN/inf: no claim either way). ``b`` may be one number (a fixed reference)."""
     import numpy as np
 
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if b.ndim == 0:
+        b = np.full_like(a, float(b))
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples must have the same length, got {a.shape} and {b.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return "n/a"
+    d = a - b
     if d.size < 2:
         return "tie"
     m, se = d.mean(), d.std(ddof=1) / math.sqrt(d.size)
