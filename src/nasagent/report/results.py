@@ -58,8 +58,22 @@ def write_results(name: str, rows: list[dict], extra: dict | None = None, machin
         doc.update(extra)
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"{name}.json"
-    path.write_text(json.dumps(doc, indent=2, default=float) + "\n")
+    path.write_text(json.dumps(_strict(doc), indent=2, default=float, allow_nan=False) + "\n")
     return path
+
+
+def _strict(obj):
+    """The document with every NaN/inf (outside the checked rows) written as null: JSON has no NaN, and other
+    tools refuse a file that contains one."""
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if hasattr(obj, "item") and getattr(obj, "shape", None) == ():  # a numpy scalar
+        return _strict(obj.item())
+    return obj
 
 
 def mean_se(values) -> tuple[float, float]:
