@@ -10,8 +10,15 @@ from torch import nn
 from nasagent.core import NasagentError
 from nasagent.systems.memexec import MemoryPolicy
 from nasagent.systems.memgraph import INPUT, trace_layers
-from nasagent.systems.memory import (MemoryRuntime, estimate_peak, fits_memory, ladder, measure_layer_needs, measure_peak,
-                                     plan_memory)
+from nasagent.systems.memory import (
+    MemoryRuntime,
+    estimate_peak,
+    fits_memory,
+    ladder,
+    measure_layer_needs,
+    measure_peak,
+    plan_memory,
+)
 from nasagent.systems.memplan import STAGES, DryRunner, MachineRates, first_fit_replay, lru_replay
 
 MB = 2**20
@@ -417,14 +424,18 @@ def test_the_projects_own_networks_are_traced_with_their_optional_arguments_fixe
     import torch.nn.functional as F
 
     import nasagent
+    from nasagent.spaces.darts import DartsSpace
 
-    torch.manual_seed(0)
-    net = nasagent.build("|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|skip_connect~2|",
-                         10, (1, 8, 8), C=4, N=1)  # forward(x, arch=None, weights=None)
-    assert estimate_peak(net, (16, 1, 8, 8)).exact
-    ref = copy.deepcopy(net)
-    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
-    F.cross_entropy(ref(x), y).backward()
-    MemoryRuntime(net, ladder(net, x.shape)["recompute"]).step(x, y, F.cross_entropy)
-    for p, q in zip(net.parameters(), ref.parameters(), strict=True):
-        assert torch.allclose(p.grad, q.grad, atol=1e-6)
+    darts = DartsSpace().format(DartsSpace().sample(__import__("numpy").random.default_rng(0)))
+    for arch, sizes in [("|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|skip_connect~2|",
+                         {"C": 4, "N": 1}),  # forward(x, arch=None, weights=None)
+                        (darts, {"C": 4, "layers": 3})]:  # forward(x, return_aux=False)
+        torch.manual_seed(0)
+        net = nasagent.build(arch, 10, (1, 8, 8), **sizes)
+        assert estimate_peak(net, (16, 1, 8, 8)).exact
+        ref = copy.deepcopy(net)
+        x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
+        F.cross_entropy(ref(x), y).backward()
+        MemoryRuntime(net, ladder(net, x.shape)["recompute"]).step(x, y, F.cross_entropy)
+        for p, q in zip(net.parameters(), ref.parameters(), strict=True):
+            assert torch.allclose(p.grad, q.grad, atol=1e-6)

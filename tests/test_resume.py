@@ -1,5 +1,6 @@
 """Resume after kill -9: a real subprocess is killed mid-run and continued from its journal."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -185,3 +186,33 @@ def test_overwrite_removes_the_old_runs_checkpoints_and_never_a_running_run(tmp_
         held.close()
     r = search("nb201", "random", budget=5, seed=1, out=tmp_path / "r", overwrite=True)
     assert r.samples == 5 and not (tmp_path / "r" / "search").exists() and not (tmp_path / "r" / "checkpoints").exists()
+
+
+def test_a_refused_resume_writes_nothing_and_old_or_lockless_runs_still_open(tmp_path, monkeypatch):
+    import errno
+
+    from nasagent.api import load_config, load_run
+    from nasagent.runtime.journal import claim_run
+
+    search("nb201", "random", budget=5, seed=0, out=tmp_path / "r")
+    held = claim_run(tmp_path / "r" / "journal.db")
+    try:
+        with pytest.raises(nasagent.NasagentError, match="in use"):
+            resume(tmp_path / "r", budget=50)
+    finally:
+        held.close()
+    config, journal = load_config(tmp_path / "r")
+    assert config.budget == {"evaluations": 5} and journal.get_meta("stop_reason") == "budget exhausted"
+    # a run stored with --mode beside --objective (accepted, and ignored, before that was refused) still reports
+    raw = dataclasses.asdict(config) | {"objectives": ["accuracy:max", "analog_accuracy:max"], "mode": "max"}
+    journal.set_meta("config", raw)
+    journal.close()
+    assert load_run(tmp_path / "r")[1].samples == 5
+    # a file system without locks: a warning, not "in use"
+    import fcntl
+
+    def no_locks(f, how):
+        raise OSError(errno.ENOLCK, "no locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    assert search("nb201", "random", budget=3, seed=0, out=tmp_path / "nolock").samples == 3

@@ -150,3 +150,22 @@ def test_darts_refuses_a_boolean_input_and_mobilenet_edits_change_the_network():
         mb.step(mb.root(), 99)
     with pytest.raises(NasagentError, match="shift_seed"):
         FunctionBenchmark("ackley", 3, shift_seed=-1)
+
+
+def test_the_guard_leaves_static_parsers_alone_and_keeps_the_cause():
+    import pickle
+
+    from nasagent.registry import make_space
+    from nasagent.spaces.nb201 import NB201Space
+
+    class Plugin(BoxSpace):
+        @staticmethod
+        def parse(text):  # a plug-in space may write its parser as a static method
+            return tuple(float(v) for v in text.split(","))
+
+    sp = Plugin([0.0, 0.0], [1.0, 1.0])
+    assert sp.parse("0.5,0.25") == (0.5, 0.25)
+    with pytest.raises(NasagentError) as info:
+        make_space("lanas-cell").parse("\u00b2")  # int() of a unicode digit raises ValueError inside
+    assert isinstance(info.value.__cause__, ValueError)  # the original error stays attached for debugging
+    assert NB201Space.parse.__wrapped__ is not None and pickle.loads(pickle.dumps(NB201Space.parse)) is NB201Space.parse

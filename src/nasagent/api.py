@@ -292,6 +292,7 @@ def search(
     if strategy_dir_option:  # e.g. a one-shot strategy's search checkpoints (PARSEC)
         config.strategy_options.setdefault(strategy_dir_option, str((run_dir / "search").resolve()))
     journal = Journal(jpath)
+    journal.lock()
     journal.set_meta("config", dataclasses.asdict(config))
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
     try:
@@ -319,6 +320,8 @@ def load_config(run_dir: str | Path) -> tuple[RunConfig, Journal]:
     except TypeError as e:
         journal.close()
         raise NasagentError(f"{jpath} has a run configuration this nasagent cannot read ({e})") from None
+    if config.objectives and config.mode and config.metric is None:
+        config.mode = None  # runs written before --mode was refused with --objective: it was ignored then too
     here = jpath.parent / "checkpoints"  # a moved (or relatively named) run keeps its trained weights
     if "checkpoint_dir" in config.benchmark_options and here.is_dir():
         config.benchmark_options["checkpoint_dir"] = str(here.resolve())
@@ -331,6 +334,7 @@ def resume(run_dir: str | Path, progress=None, budget=None, plot: bool = True, e
     config, journal = load_config(run_dir)
     run_dir = run_directory(run_dir)  # outputs go next to the journal, even when the file itself was named
     try:
+        journal.lock()  # before anything is written: a run in use by another process is left as it is
         if budget is not None:
             config.budget = _grown_budget(config.budget, budget, run_dir)
         if executor_options:

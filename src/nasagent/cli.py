@@ -146,7 +146,10 @@ def _print_result(result, config_name: str) -> None:
     if best is None:
         console.print(f"[yellow]no successful trial[/] ({result.stop_reason}; {result.n_failed} failed)")
         return
-    console.print(f"[bold green]best architecture[/] ({result.objective} = {result.best_value:.6g}, sample {best.sample}):")
+    if result.best_value is None:  # a constrained search in which no sample met the constraints
+        console.print(f"[yellow]no sample met the constraints[/]; the least violating one (sample {best.sample}):")
+    else:
+        console.print(f"[bold green]best architecture[/] ({result.objective} = {result.best_value:.6g}, sample {best.sample}):")
     console.print(best.arch, highlight=False, soft_wrap=True)
     extra = ", ".join(f"{k} = {v:.6g}" for k, v in result.report.items())
     if extra:
@@ -157,7 +160,8 @@ def _print_result(result, config_name: str) -> None:
         sto = result.samples_to_optimum
         console.print(
             f"global optimum {result.optimum:.6g}: "
-            + (f"found at sample {sto}" if sto else f"not found (regret {abs(result.optimum - result.best_value):.4g})")
+            + (f"found at sample {sto}" if sto else "not found" + ("" if result.best_value is None else
+                                                                   f" (regret {abs(result.optimum - result.best_value):.4g})"))
         )
 
 
@@ -227,7 +231,7 @@ def search(
             new_budget = None
             if any(v is not None for v in (budget, budget_cost, budget_seconds)):
                 new_budget = {"evaluations": budget, "cost": budget_cost, "seconds": budget_seconds}
-            prog, update = _progress_display(budget if new_budget else config.budget.get("evaluations"))
+            prog, update = _progress_display(budget or config.budget.get("evaluations"))
             with prog if not quiet else _null():
                 result = api.resume(resume, progress=None if quiet else update, budget=new_budget, executor_options=ray_opts)
             _print_result(result, config.strategy)
@@ -473,7 +477,8 @@ def select_cmd(
             out = select_top_k(run_dir, top_k, benchmark=benchmark, benchmark_options=parse_options(bopt), seed=seed,
                                metric=metric, progress=progress)
         finally:
-            prog.stop()
+            if prog.live.is_started:
+                prog.stop()
         table = Table(title=f"top-{len(out['candidates'])} of {run_dir}, trained from scratch ({out['benchmark']}, seed {out['seed']})")
         table.add_column("architecture", overflow="fold")
         for col in ("supernet score", out["metric"], "seconds"):

@@ -268,7 +268,7 @@ def check_option_types(owner: str, fn, options: dict) -> None:
         elif value is None:
             ok = type(None) in kinds
         elif isinstance(value, numbers.Integral):
-            ok = bool(kinds & {int, float})
+            ok = bool(kinds & {int, float}) or (bool in kinds and value in (0, 1))  # 0/1 as a flag (older configs)
         elif isinstance(value, numbers.Real):
             ok = float in kinds or (int in kinds and float(value).is_integer())
         elif isinstance(value, str):

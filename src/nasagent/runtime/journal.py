@@ -94,8 +94,7 @@ class Journal:
             self.read_only = not create and not (os.access(p.parent, os.W_OK) and os.access(p, os.W_OK))
         try:
             if self.read_only:
-                uri = Path(self.path).resolve().as_uri() + "?mode=ro&immutable=1"
-                self.db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+                self.db = _open_read_only(Path(self.path))
             else:
                 self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
                 self.db.execute("PRAGMA journal_mode=WAL")
@@ -310,6 +309,25 @@ class Journal:
             self._lock_file = None
 
 
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A journal on a read-only disk: read-only mode sees the trials still in the write-ahead log; where SQLite
+    cannot open that way (no shared-memory file can be made), the main file alone, with a warning if a log exists."""
+    uri = path.resolve().as_uri()
+    try:
+        db = sqlite3.connect(uri + "?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.DatabaseError:
+        pass
+    if Path(str(path) + "-wal").exists():
+        import logging
+
+        logging.getLogger("nasagent").warning("%s: reading without its write-ahead log (%s-wal); the last trials of a run "
+                                              "that was killed may be missing; copy the run somewhere writable to see them",
+                                              path, path.name)
+    return sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+
+
 def claim_run(journal_path: str | Path):
     """Take the OS lock of the run whose journal is ``journal_path``; returns the open lock file (closing it
     releases the lock), or None where the OS has no such locks. A run held by another process is refused."""
@@ -317,10 +335,16 @@ def claim_run(journal_path: str | Path):
         import fcntl
     except ImportError:  # not POSIX: no guard
         return None
+    import errno
+    import logging
+
     f = open(str(journal_path) + ".lock", "a+")  # noqa: SIM115 - held open as the lock
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError as e:
+        if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):  # e.g. a file system without locks
+            logging.getLogger("nasagent").warning("cannot lock %s (%s); going on without the one-writer guard", f.name, e)
+            return f
         f.seek(0)
         holder = f.read().strip() or "another process"
         f.close()

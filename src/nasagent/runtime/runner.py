@@ -60,7 +60,13 @@ class RunResult:
 
     @property
     def best_value(self) -> float | None:
-        return None if self.best is None else self.objective.value(self.best.metrics)
+        """The best sample's objective value; None when no sample met the constraints."""
+        if self.best is None:
+            return None
+        feasible = getattr(self.objective, "feasible", None)
+        if feasible is not None and not feasible(self.best.metrics):
+            return None
+        return self.objective.value(self.best.metrics)
 
     def regret_at(self, n: int) -> float | None:
         """Optimum minus best value among the first ``n`` samples (absolute, >= 0); None if unknown."""
@@ -360,7 +366,9 @@ class Runner:
         value = self.objective.value(result.metrics)
         if self.best is None or result.score > self.best[0]:
             self.best = (result.score, number)
-            self._best_value = self._reported(result.score, value)
+            feasible = getattr(self.objective, "feasible", None)
+            # no best-so-far until a sample meets the constraints (feasible ones always outscore the others)
+            self._best_value = self._reported(result.score, value) if feasible is None or feasible(result.metrics) else None
         self.trace.append((sample, value, self._best_value))
         if self.optimum is not None and self.samples_to_optimum is None:
             opt_value, opt_keys = self.optimum

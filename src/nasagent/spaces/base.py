@@ -7,6 +7,8 @@ expose the sequential interface used by MCTS and REINFORCE (``root/actions/step/
 
 from __future__ import annotations
 
+import functools
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -20,14 +22,14 @@ Action = Any
 
 
 def _guarded(method):
+    @functools.wraps(method)
     def guarded(self, arch):
         try:
             return method(self, arch)
         except (TypeError, ValueError, AttributeError, IndexError, KeyError) as e:
-            raise NasagentError(f"{arch!r} is not an architecture of the {self.name} space ({type(e).__name__}: {e})") from None
+            raise NasagentError(f"{arch!r} is not an architecture of the {self.name} space ({type(e).__name__}: {e})") from e
 
     guarded._guarded = True
-    guarded.__doc__, guarded.__name__ = method.__doc__, method.__name__
     return guarded
 
 
@@ -42,7 +44,7 @@ class Space(ABC):
         super().__init_subclass__(**kwargs)
         for method in ("validate", "parse"):
             own = cls.__dict__.get(method)
-            if own is not None and not getattr(own, "_guarded", False):
+            if inspect.isfunction(own) and not getattr(own, "_guarded", False):  # a static/class method is left as is
                 setattr(cls, method, _guarded(own))
 
     # -- identity and text -------------------------------------------------------------------------

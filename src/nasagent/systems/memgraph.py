@@ -173,15 +173,27 @@ def trace_layers(model: nn.Module) -> LayerGraph:
             m.inplace = False
     index: dict[str, int] = {}
     layers: list[Layer] = []
-    # the fixed arguments' placeholders only feed fx's checks that they keep their values
-    fixed_nodes = {n for n in gm.graph.nodes if n.op == "placeholder" and n.users
-                   and all(u.op == "call_function" and u.target is _assert_is_none for u in n.users)}
-    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder" and n not in fixed_nodes]
+    # the fixed arguments' placeholders feed only fx's checks that they keep their values (``_assert_is_none``,
+    # or ``eq`` then ``_assert``): those nodes are set aside; if the model used such a value, it stays an input
+    all_placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    fixed_nodes: set = set()
+    for p in all_placeholders[1:]:
+        checks, stack = {p}, list(p.users)
+        while stack:
+            u = stack.pop()
+            if u.op == "call_function" and u.target in (_assert_is_none, operator.eq, torch._assert):
+                checks.add(u)
+                stack += list(u.users)
+            else:
+                break
+        else:
+            fixed_nodes |= checks
+    placeholders = [n for n in all_placeholders if n not in fixed_nodes]
     if len(placeholders) != 1:
         raise NasagentError(f"the memory runtime handles models with one tensor input; {type(model).__name__}.forward takes {len(placeholders)}")
     output = None
     for node in gm.graph.nodes:
-        if node.op in ("placeholder", "get_attr") or (node.op == "call_function" and node.target is _assert_is_none):
+        if node.op in ("placeholder", "get_attr") or node in fixed_nodes:
             continue
         if node.op == "output":
             out = node.args[0]
