@@ -79,11 +79,13 @@ def test_wrong_option_values_and_resume_conflicts_are_refused(tmp_path):
     out = tmp_path / "run"
     assert runner.invoke(app, ["search", "-s", "random", "--budget", "5", "--out", str(out), "-q"]).exit_code == 0
     for args, fragment in [(["-b", "nbgraph/cora"], "--benchmark cannot change on --resume"),
-                           (["--seed", "3"], "--seed cannot change"), (["--opt", "x=1"], "--opt cannot be given with --resume")]:
+                           (["--seed", "3"], "--seed cannot change"), (["--opt", "x=1"], "--opt cannot be given with --resume"),
+                           (["--count-repeats"], "--count-repeats cannot be given"), (["--overwrite"], "--overwrite cannot be given")]:
         r = runner.invoke(app, ["search", "--resume", str(out), "-q", *args])
         assert r.exit_code != 0 and fragment in r.output, (args, r.output)
     r = runner.invoke(app, ["search", "--resume", str(out), "-b", "nb201", "--budget", "8", "-q"])
     assert r.exit_code == 0, r.output  # repeating the run's own values is fine
+    assert json.loads((out / "config.json").read_text())["budget"] == {"evaluations": 8}  # the readable copy follows
 
 
 def test_user_files_are_stored_by_absolute_path(tmp_path, monkeypatch, nb201):

@@ -341,6 +341,8 @@ def resume(run_dir: str | Path, progress=None, budget=None, plot: bool = True, e
             config.executor_options = {**config.executor_options, **executor_options}
         if budget is not None or executor_options:
             journal.set_meta("config", dataclasses.asdict(config))
+            if (run_dir / "config.json").exists():  # the readable copy follows the journal's
+                (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
         return _run(config, journal, run_dir, progress, plot)
     finally:
         journal.close()
@@ -594,6 +596,8 @@ def compare(
     ]
     labels = [label for label, _ in labelled for _ in seeds]
     runs = []
+    if progress:
+        progress(0, len(tasks))  # everything is checked: the runs start now
     if jobs > 1:
         import concurrent.futures as cf
         import multiprocessing as mp

@@ -222,7 +222,8 @@ def search(
                                         f"start a new run (--out) to search with {value!r}")
             fixed = {"--opt": opt, "--bopt": bopt, "--data": data, "--out": out, "--table": table, "--objective": objective,
                      "--constraint": constraint, "--scalarization": scalarization, "--max-memory": max_memory,
-                     "--arch-column": arch_column, "--cost-column": cost_column}
+                     "--arch-column": arch_column, "--cost-column": cost_column, "--count-repeats": count_repeats,
+                     "--stop-at-optimum": stop_at_optimum, "--overwrite": overwrite}
             extra = [flag for flag, value in fixed.items() if value]
             if extra:
                 raise NasagentError(f"{extra[0]} cannot be given with --resume: a resumed run keeps the options it was "
@@ -235,7 +236,7 @@ def search(
             with prog if not quiet else _null():
                 result = api.resume(resume, progress=None if quiet else update, budget=new_budget, executor_options=ray_opts)
             _print_result(result, config.strategy)
-            console.print(f"run directory: {resume}")
+            console.print(f"run directory: {result.run_dir}")
             _exit_if_nothing_succeeded(result)
             return
         _ray_only(ray_opts, executor)
@@ -322,7 +323,7 @@ def compare(
     strategies: Annotated[str, typer.Option(help="comma-separated strategies; label=name to repeat one with other options")] = "random,evolution,local-search",
     seeds: Annotated[int, typer.Option(help="seeds 0..N-1 for every strategy")] = 10,
     budget: Annotated[int | None, typer.Option(help="samples per run (default: the space size for enumerable tables)")] = None,
-    at: Annotated[str, typer.Option(help="report regret at these sample counts")] = "100,200",
+    at: Annotated[str | None, typer.Option(help="report regret at these sample counts (default 100,200, those within --budget)")] = None,
     metric: Annotated[str | None, typer.Option()] = None,
     opt: Annotated[list[str] | None, typer.Option("--opt", help="LABEL.key=value strategy option (repeatable)")] = None,
     table: Annotated[Path | None, typer.Option(help="table file for nb201-csv / nb101-tfrecord")] = None,
@@ -342,18 +343,28 @@ def compare(
         if band not in ("ci95", "iqr"):
             raise NasagentError(f"--band must be ci95 or iqr, got {band!r}")
         names = [s.strip() for s in strategies.split(",") if s.strip()]
-        try:
-            at_list = tuple(int(a) for a in at.split(",") if a.strip())
-        except ValueError:
-            raise NasagentError(f"--at takes comma-separated sample counts (e.g. 100,200), got {at!r}") from None
+        if at is None:  # the defaults that fit the budget (a budget below 100: regret at its end)
+            at_list = tuple(a for a in (100, 200) if budget is None or a <= budget) or (budget,)
+        else:
+            try:
+                at_list = tuple(int(a) for a in at.split(",") if a.strip())
+            except ValueError:
+                raise NasagentError(f"--at takes comma-separated sample counts (e.g. 100,200), got {at!r}") from None
         per: dict[str, dict] = {}
         for k, v in parse_options(opt).items():
             label, dot, key = k.partition(".")
             if not dot:
                 raise NasagentError(f"compare options are LABEL.key=value, got {k!r}")
             per.setdefault(label, {})[key] = v
-        with Progress(console=err_console) as prog:
-            task = prog.add_task("runs", total=len(names) * seeds)
+        prog = Progress(console=err_console)
+        task = prog.add_task("runs", total=len(names) * seeds)
+
+        def progress(done, total):  # the bar appears once everything is checked, not before an error line
+            if not prog.live.is_started:
+                prog.start()
+            prog.update(task, completed=done)
+
+        try:
             comp = run_compare(
                 benchmark,
                 names,
@@ -364,8 +375,11 @@ def compare(
                 strategy_options=per,
                 benchmark_options={"table": str(table)} if table else None,
                 jobs=jobs,
-                progress=lambda done, total: prog.update(task, completed=done),
+                progress=progress,
             )
+        finally:
+            if prog.live.is_started:
+                prog.stop()
         rows = comp.summary()
         t = Table(title=f"{benchmark}: {len(names)} strategies x {seeds} seeds, budget {comp.budget} ({comp.objective})")
         cols = [c for c in rows[0] if not c.endswith("_se")]
