@@ -216,3 +216,43 @@ def test_a_refused_resume_writes_nothing_and_old_or_lockless_runs_still_open(tmp
 
     monkeypatch.setattr(fcntl, "flock", no_locks)
     assert search("nb201", "random", budget=3, seed=0, out=tmp_path / "nolock").samples == 3
+
+
+def test_ctrl_c_inside_a_tell_leaves_no_half_updated_snapshot(tmp_path, monkeypatch):
+    from nasagent.strategies.evolution import RegularizedEvolution
+
+    full = search("nb201", "evolution", budget=60, seed=4)
+    real = RegularizedEvolution._observe
+    calls = [0]
+
+    def interrupted(self, trial, result):  # Ctrl-C lands in the middle of the strategy's update
+        calls[0] += 1
+        real(self, trial, result)
+        if calls[0] == 37:
+            self.rng.random()  # part of an update that never finished
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RegularizedEvolution, "_observe", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        search("nb201", "evolution", budget=60, seed=4, out=tmp_path / "r", snapshot_every=10)
+    monkeypatch.setattr(RegularizedEvolution, "_observe", real)
+    resumed = resume(tmp_path / "r")
+    assert [t[:2] for t in resumed.trace] == [t[:2] for t in full.trace]
+
+
+def test_resume_refuses_a_table_that_changed_since_the_run_started(tmp_path, nb201):
+    table = tmp_path / "t.csv"
+    keys = nb201.keys[:300]
+    table.write_text("arch,val_acc\n" + "".join(f"{k},{nb201.value(k, 'accuracy')}\n" for k in keys))
+    search("nb201-csv", "random", budget=10, seed=0, out=tmp_path / "r", benchmark_options={"table": str(table)}, metric="val_acc")
+    table.write_text("arch,val_acc\n" + "".join(f"{k},{nb201.value(k, 'accuracy') - 50}\n" for k in keys))
+    with pytest.raises(nasagent.NasagentError, match="changed since the run"):
+        resume(tmp_path / "r", budget=20)
+
+
+def test_a_search_refused_before_its_first_trial_leaves_no_run_behind(tmp_path, nb201):
+    table = tmp_path / "nan.csv"
+    table.write_text("arch,val,other\n" + "".join(f"{k},nan,{i}\n" for i, k in enumerate(nb201.keys[:30])))
+    with pytest.raises(nasagent.NasagentError, match="no finite value"):
+        search("nb201-csv", "random", budget=5, out=tmp_path / "r", benchmark_options={"table": str(table)}, metric="val")
+    assert not (tmp_path / "r").exists()  # so the corrected command is not told the folder "already holds a run"

@@ -149,3 +149,13 @@ def test_a_nan_score_told_directly_counts_as_a_failure(name, nb201):
         acc = nb201(t.arch).metrics["accuracy"]
         strat.tell(t, Result(metrics={"accuracy": acc}, score=float("nan") if i % 3 == 1 else acc))
     assert nb201.space.validate(strat.ask().arch) is not None
+
+
+def test_evolution_keeps_going_on_a_partial_table(tmp_path, nb201):
+    import nasagent
+
+    table = tmp_path / "part.csv"  # 2,000 random cells of 15,625: most mutations leave the table or repeat a cell
+    keys = [nb201.keys[i] for i in np.random.default_rng(1).choice(len(nb201.keys), 2000, replace=False)]
+    table.write_text("arch,val\n" + "".join(f"{k},{nb201.value(k, 'accuracy')}\n" for k in keys))
+    r = nasagent.search("nb201-csv", "evolution", budget=100, seed=0, benchmark_options={"table": str(table)}, metric="val")
+    assert r.samples == 100, r.stop_reason  # it stopped at 24 with "the space may be nearly exhausted"

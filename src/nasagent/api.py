@@ -6,6 +6,7 @@ A run is described by a ``RunConfig`` (names and options only), stored in the jo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -44,9 +45,43 @@ class RunConfig:
     objectives: list = field(default_factory=list)  # "NAME:max|min"
     constraints: list = field(default_factory=list)  # "params<=1.5"
     scalarization: str | None = None  # weighted[:w,..] | chebyshev[:w,..] | tunas-abs:target=T0[,beta=B]
+    # the user's data files (a --table, a train:FILE.npz) -> sha1 of their content when the run started: a resume
+    # on a changed file would mix two datasets in one journal
+    data_fingerprints: dict = field(default_factory=dict)
 
     def make_budget(self) -> Budget:
         return Budget(**{k: v for k, v in self.budget.items() if v is not None})
+
+
+def _data_files(config: RunConfig) -> list[str]:
+    """The user's data files a run reads: a table, a dataset file (folders are not fingerprinted)."""
+    out = []
+    table = config.benchmark_options.get("table")
+    if table:
+        out.append(str(table))
+    kind, sep, data = config.benchmark.partition(":")
+    if sep and kind in ("train", "oneshot", "fewshot") and data:
+        out.append(data)
+    return [f for f in out if Path(f).is_file()]
+
+
+def _fingerprint(path: str) -> str:
+    import hashlib
+
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_data_unchanged(config: RunConfig, run_dir: Path) -> None:
+    for path, digest in config.data_fingerprints.items():
+        if not Path(path).is_file():
+            raise NasagentError(f"the run in {run_dir} read {path}, which is gone; put it back to resume the run")
+        if _fingerprint(path) != digest:
+            raise NasagentError(f"{path} changed since the run in {run_dir} started; resuming would mix two datasets in "
+                                "one journal: restore the file, or start a new run (--out) on the new one")
 
 
 def _absolute_path(value):
@@ -278,12 +313,15 @@ def search(
             held.close()
         for suffix in ("", "-wal", "-shm"):
             Path(str(jpath) + suffix).unlink(missing_ok=True)
-        # the old run's supernets and search checkpoints would be picked up as if they were this run's
+        # everything nasagent wrote for the old run: its supernets and search checkpoints would be picked up as if
+        # they were this run's, and its reports would describe another run (the user's own files stay)
         import shutil
 
-        for folder in ("checkpoints", "search"):
+        for folder in ("checkpoints", "search", "export"):
             shutil.rmtree(run_dir / folder, ignore_errors=True)
-        (run_dir / "selection.json").unlink(missing_ok=True)
+        for name in ("selection.json", "best.json", "config.json", "curve.png", "trials.csv", "front.csv", "front.json",
+                     "pareto.png"):
+            (run_dir / name).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     family = benchmark_family(config.benchmark)
     if family is not None and family.run_dir_option:  # e.g. training checkpoints live in the run directory
@@ -293,10 +331,19 @@ def search(
         config.strategy_options.setdefault(strategy_dir_option, str((run_dir / "search").resolve()))
     journal = Journal(jpath)
     journal.lock()
+    config.data_fingerprints = {f: _fingerprint(f) for f in _data_files(config)}
     journal.set_meta("config", dataclasses.asdict(config))
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
     try:
         return _run(config, journal, run_dir, progress, plot)
+    except NasagentError:
+        if not journal.trials():  # refused before its first trial: leave no run behind to be "resumed"
+            journal.close()
+            for name in (JOURNAL_NAME, JOURNAL_NAME + "-wal", JOURNAL_NAME + "-shm", JOURNAL_NAME + ".lock", "config.json"):
+                (run_dir / name).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()  # only if nothing else is in it
+        raise
     finally:
         journal.close()
 
@@ -335,6 +382,7 @@ def resume(run_dir: str | Path, progress=None, budget=None, plot: bool = True, e
     run_dir = run_directory(run_dir)  # outputs go next to the journal, even when the file itself was named
     try:
         journal.lock()  # before anything is written: a run in use by another process is left as it is
+        _check_data_unchanged(config, run_dir)
         if budget is not None:
             config.budget = _grown_budget(config.budget, budget, run_dir)
         if executor_options:

@@ -28,7 +28,8 @@ def _fail(msg: str, code: int = 2):
     raise typer.Exit(code)
 
 
-def _guard(fn):
+def _guard(fn, interrupted: str = "interrupted; everything finished so far is in the journal (continue with "
+                                   "nasagent search --resume RUN_DIR)"):
     """Run a command body, turning NasagentError (and Ctrl-C) into one clear line."""
     try:
         return fn()
@@ -37,7 +38,7 @@ def _guard(fn):
     except OSError as e:  # a path the user gave that cannot be written or read
         _fail(f"{e.strerror or e}: {e.filename}" if e.filename else str(e))
     except KeyboardInterrupt:
-        _fail("interrupted; everything finished so far is in the journal (continue with --resume RUN_DIR)", 130)
+        _fail(interrupted() if callable(interrupted) else interrupted, 130)
 
 
 def parse_options(items: list[str] | None) -> dict:
@@ -124,15 +125,38 @@ def _progress_display(total: int | None):
     task = prog.add_task("", total=total)
     last = [0.0]
 
+    def show(samples, best_value):
+        if not prog.live.is_started:  # drawn with the first report: an error before it leaves no empty bar
+            prog.start()
+        best = "-" if best_value is None else f"{best_value:.4g}"
+        prog.update(task, completed=samples, description=f"best {best}")
+
     def update(p):
         now = time.monotonic()
-        if now - last[0] < 0.1 and (total is None or p.samples < total):
+        if now - last[0] < 0.1 and (total is None or p.samples < total) and p.last_status != "resumed":
             return
         last[0] = now
-        best = "-" if p.best_value is None else f"{p.best_value:.4g}"
-        prog.update(task, completed=p.samples, description=f"best {best}")
+        show(p.samples, p.best_value)
 
-    return prog, update
+    return _Bar(prog, show), update
+
+
+class _Bar:
+    """A search's progress bar as a context: it shows the run's final count and best value when the run ends
+    (the last throttled update may be older) and stops only if it was drawn."""
+
+    def __init__(self, prog, show):
+        self.prog, self.show, self.result = prog, show, None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.result is not None and self.prog.live.is_started:
+            self.show(self.result.samples, self.result.best_value)
+        if self.prog.live.is_started:
+            self.prog.stop()
+        return False
 
 
 def _exit_if_nothing_succeeded(result) -> None:
@@ -235,6 +259,7 @@ def search(
             prog, update = _progress_display(budget or config.budget.get("evaluations"))
             with prog if not quiet else _null():
                 result = api.resume(resume, progress=None if quiet else update, budget=new_budget, executor_options=ray_opts)
+                prog.result = result
             _print_result(result, config.strategy)
             console.print(f"run directory: {result.run_dir}")
             _exit_if_nothing_succeeded(result)
@@ -255,6 +280,7 @@ def search(
             objectives=objective, constraints=constraint, scalarization=scalarization,
         )
         run_dir = out or Path("runs") / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', bench_spec)}-{strategy}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        where[0] = run_dir
         prog, update = _progress_display(bud["evaluations"])
         with prog if not quiet else _null():
             result = api.search(
@@ -279,11 +305,20 @@ def search(
                 constraints=constraint,
                 scalarization=scalarization,
             )
+            prog.result = result
         _print_result(result, strategy)
-        console.print(f"run directory: {run_dir} (best.json, journal.db, curve.png)")
+        extra = ", front.csv, front.json, pareto.png" if result.front is not None else ""
+        console.print(f"run directory: {run_dir} (best.json, journal.db, curve.png{extra})")
         _exit_if_nothing_succeeded(result)
 
-    _guard(body)
+    where: list = [resume]
+
+    def interrupted() -> str:
+        if where[0] is None:
+            return "interrupted before the search started; nothing was written"
+        return f"interrupted; everything finished so far is in the journal (continue with nasagent search --resume {where[0]})"
+
+    _guard(body, interrupted)
 
 
 def _with_data(benchmark: str, strategy: str, data: str | None, sopts: dict) -> tuple[str, dict]:
@@ -330,6 +365,7 @@ def compare(
     jobs: Annotated[int, typer.Option(help="processes running seeds in parallel")] = 1,
     band: Annotated[str, typer.Option(help="regret band: ci95 (mean, 95 % CI) or iqr (median, interquartile range)")] = "ci95",
     out: Annotated[Path, typer.Option(help="directory for compare.json, compare.csv and regret.png")] = Path("runs/compare"),
+    overwrite: Annotated[bool, typer.Option(help="replace an existing comparison in --out")] = False,
 ):
     """Several strategies x seeds on one benchmark: samples to the global optimum and regret curves."""
 
@@ -356,6 +392,8 @@ def compare(
             if not dot:
                 raise NasagentError(f"compare options are LABEL.key=value, got {k!r}")
             per.setdefault(label, {})[key] = v
+        if (out / "compare.json").exists() and not overwrite:
+            raise NasagentError(f"{out} already holds a comparison; choose another --out, or --overwrite to replace it")
         prog = Progress(console=err_console)
         task = prog.add_task("runs", total=len(names) * seeds)
 
@@ -407,7 +445,8 @@ def compare(
             plot_regret_curves(curves, out / "regret.png", title=f"{benchmark}: {label}", band=band)
         console.print(f"written: {out}/compare.json, compare.csv" + (", regret.png" if comp.optimum is not None else ""))
 
-    _guard(body)
+    _guard(body, "interrupted; compare keeps no journal, so its finished runs are lost (rerun with fewer --seeds or a "
+                 "smaller --budget, or run nasagent search per strategy to keep each run)")
 
 
 @app.command()

@@ -122,12 +122,20 @@ def csv_benchmark(path: str | Path, arch_column: str | None = None, cost_column:
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheets' "CSV UTF-8" starts with a BOM
             reader = csv.DictReader(f)
-            rows = list(reader)
+            rows, line_of = [], []
+            for r in reader:
+                if all(not (v or "").strip() for v in r.values() if isinstance(v, str)):
+                    continue  # an empty row (a spreadsheet's trailing ",,,")
+                rows.append(r)
+                line_of.append(reader.line_num)  # the file's own line, blank lines counted
             header = list(reader.fieldnames or [])
     except (UnicodeDecodeError, csv.Error) as e:
         raise NasagentError(f"{path} is not a readable CSV file: {e}") from None
     if not rows:
         raise NasagentError(f"{path} has no data rows")
+    if len(header) == 1 and ";" in header[0]:
+        raise NasagentError(f"{path} seems to separate its columns with ';'; nasagent reads comma-separated files "
+                            "(save it as CSV with commas)")
     names = [h.strip() for h in header]
     if "" in names or len(set(names)) != len(names):
         bad = "an empty column name" if "" in names else f"column {next(n for n in names if names.count(n) > 1)!r} twice"
@@ -152,7 +160,7 @@ def csv_benchmark(path: str | Path, arch_column: str | None = None, cost_column:
         raise NasagentError(f"{path} has no column {arch_column!r}; columns: {', '.join(header)}")
     keys: list[str] = []
     numeric: dict[str, list[float]] = {c: [] for c in header if c != arch_column}
-    for lineno, r in enumerate(rows, start=2):
+    for lineno, r in zip(line_of, rows, strict=True):
         try:
             arch = space.parse(r[arch_column])
         except NasagentError as e:

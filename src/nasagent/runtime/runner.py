@@ -164,11 +164,16 @@ class Runner:
         finally:
             self.executor.shutdown()
             try:
-                self._snapshot()
+                if finished:
+                    self._snapshot()
+                else:
+                    # interrupted (Ctrl-C, an error): the strategy may be halfway through an ask or a tell, so no
+                    # snapshot of it; a resume replays the journal from the last whole one. Only the time is kept.
+                    self.journal.update_session(self._session_elapsed())
             except Exception as e:  # noqa: BLE001 - never hide the error that is already propagating
                 if finished:
                     raise
-                log.warning("could not write the final snapshot (%s); the journaled trials are kept", e)
+                log.warning("could not record the end of this sitting (%s); the journaled trials are kept", e)
         return self.result()
 
     def result(self) -> RunResult:

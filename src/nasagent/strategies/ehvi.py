@@ -111,7 +111,9 @@ class EHVI(ParEGO):
 
     def __init__(self, space, seed: int = 0, n_init: int = 10, n_quantiles: int = 32, pool_size: int = 100_000,
                  n_candidates: int = 1000, front_parents: int = 30, length_scale: float = 4.0, noise: float = 0.3,
-                 max_tries: int = 10_000):
+                 max_tries: int = 10_000, n_objectives: int | None = None):
+        if n_objectives is not None and n_objectives > 2:  # known up front from the run's objectives: refuse now
+            raise NasagentError(f"mobo-ehvi handles one or two objectives, got {n_objectives}; use parego or evolution-nsga2")
         super().__init__(space, seed, n_init=n_init, n_candidates=n_candidates, front_parents=front_parents,
                          predictor="gp-hamming", predictor_options={"length_scale": length_scale, "noise": noise},
                          max_tries=max_tries)

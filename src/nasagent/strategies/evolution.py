@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections import deque
 
 from nasagent.core import Result, Trial
-from nasagent.strategies.base import Strategy
+from nasagent.strategies.base import Strategy, sample_unvisited
+
+#: children in a row that were all proposed before, after which evolution proposes a fresh random cell
+STUCK_AFTER = 1000
 
 
 class RegularizedEvolution(Strategy):
@@ -31,16 +34,32 @@ class RegularizedEvolution(Strategy):
         self.sample_size = sample_size
         self.population: deque = deque()  # (arch, score), oldest first
         self.n_random = 0  # random initial proposals handed out
+        self.proposed: set[str] = set()  # keys of the children proposed so far
+        self.repeats = 0  # children in a row that were proposed before
 
     def _propose(self):
         if len(self.population) < self.population_size and self.n_random < self.population_size:
             self.n_random += 1
-            return self.space.sample(self.rng)
+            return self._fresh(self.space.sample(self.rng))
         if not self.population:  # every initial member failed: keep sampling at random
-            return self.space.sample(self.rng)
+            return self._fresh(self.space.sample(self.rng))
         idx = self.rng.choice(len(self.population), size=min(self.sample_size, len(self.population)), replace=False)
         parent = max((self.population[i] for i in idx), key=lambda m: m[1])[0]
-        return self.space.mutate(parent, self.rng)
+        child = self.space.mutate(parent, self.rng)
+        key = self.space.key(child)
+        self.repeats = self.repeats + 1 if key in self.proposed else 0
+        if self.repeats >= STUCK_AFTER:
+            # on a sparse space (a partial table) the population can close in on cells whose every mutation was
+            # seen: a fresh random cell gets it moving (never reached on a whole table before its optimum)
+            self.repeats = 0
+            child = sample_unvisited(self.space, self.rng, self.proposed, 10_000, "evolution")
+            key = self.space.key(child)
+        self.proposed.add(key)
+        return child
+
+    def _fresh(self, arch):
+        self.proposed.add(self.space.key(arch))
+        return arch
 
     def _observe(self, trial: Trial, result: Result) -> None:
         if not result.ok:
