@@ -256,3 +256,16 @@ def test_a_search_refused_before_its_first_trial_leaves_no_run_behind(tmp_path, 
     with pytest.raises(nasagent.NasagentError, match="no finite value"):
         search("nb201-csv", "random", budget=5, out=tmp_path / "r", benchmark_options={"table": str(table)}, metric="val")
     assert not (tmp_path / "r").exists()  # so the corrected command is not told the folder "already holds a run"
+
+
+def test_report_on_a_run_another_process_holds_says_it_is_running(tmp_path):
+    from nasagent.api import load_run
+    from nasagent.runtime.journal import claim_run
+
+    search("nb201", "random", budget=5, seed=0, out=tmp_path / "r")
+    held = claim_run(tmp_path / "r" / "journal.db")
+    try:
+        assert load_run(tmp_path / "r")[1].stop_reason == f"still running (in use by pid {os.getpid()})"
+    finally:
+        held.close()
+    assert load_run(tmp_path / "r")[1].stop_reason == "budget exhausted"

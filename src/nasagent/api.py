@@ -429,7 +429,12 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, RunResult]:
         result = runner.result()
         result.elapsed = runner._elapsed_before
         running = sum(r.status == "running" for r in rows)
-        if running:
+        from nasagent.runtime.journal import run_holder
+
+        holder = run_holder(journal.path)
+        if holder is not None:
+            result.stop_reason = f"still running (in use by {holder})"
+        elif running:
             result.stop_reason = f"{running} trial(s) were running when the run stopped (resume it)"
         else:
             stored = journal.get_meta("stop_reason")

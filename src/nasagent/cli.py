@@ -19,8 +19,9 @@ from rich.table import Table
 from nasagent.core import NasagentError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="nasagent: neural architecture search and black-box optimisation.")
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: a long line (an architecture, a path) stays one line when piped into a log, for grep
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(msg: str, code: int = 2):
@@ -464,10 +465,13 @@ def report(
         if csv_out:
             n = export_trials_csv(run_dir, run / "trials.csv")
             console.print(f"written: {run}/trials.csv ({n} trials)")
-        console.print(f"[bold]{config.strategy}[/] on [bold]{config.benchmark}[/] (seed {config.seed}), budget {config.budget}")
+        limits = ", ".join(f"{v:g} {k}" for k, v in config.budget.items() if v is not None)
+        console.print(f"[bold]{config.strategy}[/] on [bold]{config.benchmark}[/] (seed {config.seed}), budget {limits}")
         _print_result(result, config.strategy)
         if result.elapsed:
             console.print(f"wall time {result.elapsed:.1f} s")
+        if result.stop_reason.startswith("still running"):
+            return  # its own process writes best.json and curve.png when it ends
         write_outputs(result, config, run)
         console.print(f"written: {run}/best.json, curve.png" + (", front.csv, front.json, pareto.png" if result.front is not None else ""))
 

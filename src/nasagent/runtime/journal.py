@@ -328,6 +328,28 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
 
 
+def run_holder(journal_path: str | Path) -> str | None:
+    """Who holds the run whose journal is ``journal_path`` (e.g. "pid 123"), or None when nobody does."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    lock = Path(str(journal_path) + ".lock")
+    if not lock.exists():
+        return None
+    try:
+        with open(lock, "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.seek(0)
+                return f.read().strip() or "another process"
+            fcntl.flock(f, fcntl.LOCK_UN)
+    except OSError:  # a read-only folder: nobody can be writing the run there
+        return None
+    return None
+
+
 def claim_run(journal_path: str | Path):
     """Take the OS lock of the run whose journal is ``journal_path``; returns the open lock file (closing it
     releases the lock), or None where the OS has no such locks. A run held by another process is refused."""
