@@ -423,7 +423,7 @@ def compare(
         t = Table(title=f"{benchmark}: {len(names)} strategies x {seeds} seeds, budget {comp.budget} ({comp.objective})")
         cols = [c for c in rows[0] if not c.endswith("_se")]
         for c in cols:
-            t.add_column(c)
+            t.add_column(c.replace("_", " "), overflow="fold")  # spaces let a narrow terminal wrap a header, not cut it
         def cell(r, c):
             text = f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c])
             if c.startswith("samples_to_optimum") and r.get("censored"):
