@@ -123,41 +123,56 @@ def _progress_display(total: int | None):
         transient=False,
         disable=not err_console.is_terminal and False,
     )
-    task = prog.add_task("", total=total)
+    bar = _SearchBar(prog, prog.add_task("", total=total))
     last = [0.0]
-
-    def show(samples, best_value):
-        if not prog.live.is_started:  # drawn with the first report: an error before it leaves no empty bar
-            prog.start()
-        best = "-" if best_value is None else f"{best_value:.4g}"
-        prog.update(task, completed=samples, description=f"best {best}")
 
     def update(p):
         now = time.monotonic()
         if now - last[0] < 0.1 and (total is None or p.samples < total) and p.last_status != "resumed":
             return
         last[0] = now
-        show(p.samples, p.best_value)
+        bar.show(p.samples, p.best_value)
 
-    return _Bar(prog, show), update
+    return bar, update
 
 
-class _Bar:
-    """A search's progress bar as a context: it shows the run's final count and best value when the run ends
-    (the last throttled update may be older) and stops only if it was drawn."""
+class _LazyBar:
+    """A rich Progress drawn at its first update, so that an error before any progress is one line with no
+    empty bar above it, and stopped on leaving only if it was drawn."""
 
-    def __init__(self, prog, show):
-        self.prog, self.show, self.result = prog, show, None
+    def __init__(self, prog):
+        self.prog = prog
+
+    def update(self, task, **fields) -> None:
+        if not self.prog.live.is_started:
+            self.prog.start()
+        self.prog.update(task, **fields)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        if self.result is not None and self.prog.live.is_started:
-            self.show(self.result.samples, self.result.best_value)
         if self.prog.live.is_started:
             self.prog.stop()
         return False
+
+
+class _SearchBar(_LazyBar):
+    """A search's bar: it ends on the run's final count and best value (the last throttled update may be
+    older) once ``result`` is set."""
+
+    def __init__(self, prog, task):
+        super().__init__(prog)
+        self.task, self.result = task, None
+
+    def show(self, samples, best_value) -> None:
+        best = "-" if best_value is None else f"{best_value:.4g}"
+        self.update(self.task, completed=samples, description=f"best {best}")
+
+    def __exit__(self, *exc):
+        if self.result is not None and self.prog.live.is_started:
+            self.show(self.result.samples, self.result.best_value)
+        return super().__exit__(*exc)
 
 
 def _exit_if_nothing_succeeded(result) -> None:
@@ -395,15 +410,8 @@ def compare(
             per.setdefault(label, {})[key] = v
         if (out / "compare.json").exists() and not overwrite:
             raise NasagentError(f"{out} already holds a comparison; choose another --out, or --overwrite to replace it")
-        prog = Progress(console=err_console)
-        task = prog.add_task("runs", total=len(names) * seeds)
-
-        def progress(done, total):  # the bar appears once everything is checked, not before an error line
-            if not prog.live.is_started:
-                prog.start()
-            prog.update(task, completed=done)
-
-        try:
+        with _LazyBar(Progress(console=err_console)) as bar:
+            task = bar.prog.add_task("runs", total=len(names) * seeds)
             comp = run_compare(
                 benchmark,
                 names,
@@ -414,11 +422,8 @@ def compare(
                 strategy_options=per,
                 benchmark_options={"table": str(table)} if table else None,
                 jobs=jobs,
-                progress=progress,
+                progress=lambda done, total: bar.update(task, completed=done),
             )
-        finally:
-            if prog.live.is_started:
-                prog.stop()
         rows = comp.summary()
         t = Table(title=f"{benchmark}: {len(names)} strategies x {seeds} seeds, budget {comp.budget} ({comp.objective})")
         cols = [c for c in rows[0] if not c.endswith("_se")]
@@ -523,19 +528,10 @@ def select_cmd(
         if top_k < 1:
             raise NasagentError(f"--top-k must be >= 1, got {top_k}")
         prog = Progress("[bold]select", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console, disable=quiet)
-        task = prog.add_task("", total=top_k)
-
-        def progress(done, total):  # the bar appears once the inputs are checked, not before an error line
-            if not prog.live.is_started:
-                prog.start()
-            prog.update(task, completed=done, total=total)
-
-        try:
+        with _LazyBar(prog) as bar:
+            task = prog.add_task("", total=top_k)
             out = select_top_k(run_dir, top_k, benchmark=benchmark, benchmark_options=parse_options(bopt), seed=seed,
-                               metric=metric, progress=progress)
-        finally:
-            if prog.live.is_started:
-                prog.stop()
+                               metric=metric, progress=lambda done, total: bar.update(task, completed=done, total=total))
         table = Table(title=f"top-{len(out['candidates'])} of {run_dir}, trained from scratch ({out['benchmark']}, seed {out['seed']})")
         table.add_column("architecture", overflow="fold")
         for col in ("supernet score", out["metric"], "seconds"):

@@ -38,8 +38,8 @@ def export_model(model, input_shape, path: Path, batch: int = 1) -> Path:
 
 def export_run(run_dir, out=None, num_classes: int | None = None, input_shape=None) -> dict:
     """Export the best architecture of the run in ``run_dir``; returns the written paths and facts."""
-    from nasagent.api import build as build_run
     from nasagent.api import load_run, run_directory
+    from nasagent.registry import make_benchmark
 
     config, result = load_run(run_dir)
     run_dir = run_directory(run_dir)
@@ -59,7 +59,7 @@ def export_run(run_dir, out=None, num_classes: int | None = None, input_shape=No
         space = bench.space
         sizes = bench.sizes
     else:
-        space = build_run(config)[0]
+        space = make_benchmark(config.benchmark, **bench_opts).space  # the space only: no strategy to build
         if not buildable(space):
             raise NasagentError(f"run {run_dir} searched the {space.name!r} space, which nasagent cannot build as a "
                                 "network: there is nothing to export (networks: nb201, darts-style cells, nasnet, mobilenet)")

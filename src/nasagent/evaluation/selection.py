@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
-from pathlib import Path
 
 from nasagent.core import NasagentError, Result
 
@@ -78,7 +78,7 @@ def select_top_k(run_dir, k: int = 10, benchmark: str | None = None, benchmark_o
     finally:
         journal.close()
     target = run_dir / "selection.json"
-    if target.is_dir() or not _writable(run_dir):
+    if target.is_dir() or not os.access(run_dir, os.W_OK):
         raise NasagentError(f"cannot write {target} (a folder there, or a read-only run directory); fix that before training")
     spec = benchmark or default_training_benchmark(config.benchmark)
     options = {}
@@ -122,8 +122,3 @@ def select_top_k(run_dir, k: int = 10, benchmark: str | None = None, benchmark_o
     target.write_text(json.dumps(out, indent=1, default=str))
     return out
 
-
-def _writable(folder: Path) -> bool:
-    import os
-
-    return os.access(folder, os.W_OK)

@@ -60,16 +60,11 @@ class Space(ABC):
         """Identity used for budgets, caching and table look-up (defaults to the readable string)."""
         return self.format(arch)
 
+    @_guarded  # (subclasses' own validate and parse are guarded by __init_subclass__)
     def validate(self, arch: Arch) -> Arch:
         """Return ``arch`` (an architecture object or its text) if it belongs to this space, else raise
         ``NasagentError``."""
-        if isinstance(arch, str):
-            return self.parse(arch)
-        try:
-            text = self.format(arch)
-        except (TypeError, ValueError, AttributeError, IndexError, KeyError) as e:
-            raise NasagentError(f"{arch!r} is not an architecture of the {self.name} space ({type(e).__name__}: {e})") from None
-        return self.parse(text)
+        return self.parse(arch if isinstance(arch, str) else self.format(arch))
 
     # -- sampling and editing ----------------------------------------------------------------------
     @abstractmethod
