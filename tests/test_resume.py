@@ -269,3 +269,18 @@ def test_report_on_a_run_another_process_holds_says_it_is_running(tmp_path):
     finally:
         held.close()
     assert load_run(tmp_path / "r")[1].stop_reason == "budget exhausted"
+
+
+def test_report_on_a_run_whose_table_was_deleted_reads_the_journal_alone(tmp_path, nb201):
+    from nasagent.api import load_run
+
+    table = tmp_path / "t.csv"
+    keys = nb201.keys[:300]
+    table.write_text("arch,err\n" + "".join(f"{k},{100 - nb201.value(k, 'accuracy')}\n" for k in keys))
+    run = search("nb201-csv", "random", budget=40, seed=1, out=tmp_path / "r", benchmark_options={"table": str(table)},
+                 metric="err", mode="min")
+    table.unlink()
+    _, again = load_run(tmp_path / "r")
+    assert again.best_value == run.best_value and again.best.key == run.best.key  # a minimised metric stays minimised
+    assert again.optimum == run.optimum is not None and again.trace == run.trace
+    assert again.stop_reason == "budget exhausted"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from nasagent.runtime.journal import Journal, claim_run
 from nasagent.runtime.runner import Progress, Runner, RunResult
 
 JOURNAL_NAME = "journal.db"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -140,10 +142,6 @@ def build(config: RunConfig):
         objective = make_objective(bench, config.metric, config.mode, config.objectives, config.constraints, config.scalarization)
     else:
         objective = bench.objective(config.metric, config.mode)
-    if hasattr(bench, "metrics") and config.mode and config.metric in getattr(bench, "metrics", {}):
-        declared = bench.metrics[config.metric].mode
-        if declared != config.mode:
-            pass  # the user may deliberately search the other direction
     options = config.strategy_options
     if getattr(objective, "multi", False):
         from nasagent.objectives import strategy_options_for
@@ -195,6 +193,10 @@ def _run(config: RunConfig, journal: Journal, run_dir: Path | None, progress, pl
         max_consecutive_failures=1000 if config.constraints else 100,  # rejections by a constraint are cheap
     )
     journal.set_meta("stop_reason", None)  # until this sitting ends normally
+    if type(objective) is Objective:  # lets `report` work without the benchmark (a table since deleted or moved)
+        opt = runner.optimum
+        journal.set_meta("objective", {"metric": objective.metric, "mode": objective.mode,
+                                       "optimum": None if opt is None else [opt[0], sorted(opt[1])]})
     result = runner.run()
     journal.set_meta("stop_reason", result.stop_reason)  # what `nasagent report` says later
     result.run_dir = str(run_dir) if run_dir else None
@@ -307,7 +309,8 @@ def search(
     jpath = run_dir / JOURNAL_NAME
     if jpath.exists():
         if not overwrite:
-            raise NasagentError(f"{run_dir} already holds a run; resume it with --resume {run_dir}, or choose another --out")
+            raise NasagentError(f"{run_dir} already holds a run; resume it (nasagent search --resume {run_dir}, or "
+                                f"nasagent.resume), write to another folder, or replace it (--overwrite, overwrite=True)")
         held = claim_run(jpath)  # never delete a run another process is writing
         if held is not None:
             held.close()
@@ -413,8 +416,11 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, RunResult]:
     config, journal = load_config(run_dir)
     run_dir = run_directory(run_dir)
     try:
-        space, bench, strategy, objective = build(config)
-        runner = Runner(space, bench, strategy, objective, config.make_budget(), journal=journal)
+        try:
+            space, bench, strategy, objective = build(config)
+            runner = Runner(space, bench, strategy, objective, config.make_budget(), journal=journal)
+        except NasagentError as e:
+            runner = _journal_only_runner(config, journal, e)
         rows = journal.trials()
         for r in rows:
             if r.status in ("ok", "failed"):
@@ -446,6 +452,19 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, RunResult]:
         return config, result
     finally:
         journal.close()
+
+
+def _journal_only_runner(config: RunConfig, journal: Journal, why: NasagentError) -> Runner:
+    """A runner that reads the journal without the benchmark, for a report on a run whose table or data is gone:
+    the objective and optimum stored when the run started are all it needs."""
+    stored = journal.get_meta("objective")
+    if not isinstance(stored, dict):  # a multi-objective run, or one written before the objective was stored
+        raise why
+    log.warning("%s; reporting from the journal alone", why)
+    optimum = stored.get("optimum")
+    optimum = None if optimum is None else (float(optimum[0]), frozenset(optimum[1]))
+    objective = Objective(stored["metric"], stored["mode"])
+    return Runner(None, None, None, objective, config.make_budget(), journal=journal, optimum=optimum)
 
 
 def export_trials_csv(run_dir: str | Path, path: str | Path) -> int:

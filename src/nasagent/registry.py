@@ -145,7 +145,8 @@ def _build_function(spec: str, shift_seed: int | None = 0, **opts):
 def _no_options(spec: str, opts: dict) -> None:
     extra = {k: v for k, v in opts.items() if v is not None}
     if extra:
-        raise NasagentError(f"benchmark {spec!r} takes no option(s) {', '.join(extra)}")
+        hint = "; a table of your own goes with -b nb201-csv or -b nb101-tfrecord" if "table" in extra else ""
+        raise NasagentError(f"benchmark {spec!r} takes no option(s) {', '.join(extra)}{hint}")
 
 
 def _is_function(spec: str) -> bool:
