@@ -37,6 +37,7 @@ from nasagent.benchmarks.functions import FUNCTIONS
 from nasagent.core import Result
 from nasagent.registry import make_benchmark, make_strategy
 from nasagent.report.results import CACHE_DIR, RESULTS_DIR, beats, mean_se, write_results
+from nasagent.strategies.lamcts import PRESETS
 
 METHODS: dict[str, tuple[str, dict]] = {
     "lamcts-turbo": ("lamcts", {"solver": "turbo", "preset": "synthetic"}),
@@ -149,7 +150,7 @@ def run_one(task: str, method: str, seed: int, budget: int, bench_options: dict 
     if is_batched:
         opts = {**opts, "batch_size": batch}
     if name == "lamcts" and task in MUJOCO_TASKS:  # the thesis' MuJoCo setting: C_p 10, leaf size 100, 30 initial
-        opts = {**opts, "preset": "mujoco"}
+        opts = {**{k: v for k, v in opts.items() if k not in PRESETS["mujoco"]}, "preset": "mujoco"}
     t0 = time.process_time()
     if name == "dual-annealing":
         values, eval_cpu = dual_annealing_values(bench, metric, sign, seed, budget)

@@ -620,3 +620,115 @@ def test_lanas_on_a_space_smaller_than_its_initial_samples_ends_cleanly():
                           ({"min_node_samples": 0}, "min_node_samples"), ({"max_tries": 0}, "max_tries")]:
         with pytest.raises(NasagentError, match=fragment):
             make_strategy("lanas", nb, **bad)
+
+
+# -- found by a drop-in user's review: batches, tolerances, conditional Optuna spaces, presets --------------------
+def test_turbo_judges_a_batch_against_the_best_before_it():
+    from nasagent.strategies.local_solvers import TurboSolver
+
+    s = TurboSolver([0, 0], [1, 1], np.random.default_rng(0), n_init=2, batch_size=2)
+    for _ in range(2):
+        s.tell(s.ask(), 0.0)
+    for k in range(3):  # three batches in a row that each beat everything before them
+        s.tell(np.array([0.1 * k, 0.1]), 10.0 * (k + 1))
+        s.tell(np.array([0.1 * k, 0.2]), -5.0)  # the batch's last member is its worst
+    assert s.length == 2 * TurboSolver.length_init  # succtol = 3 successes double the trust region
+
+
+def test_cmaes_solver_learns_only_from_its_own_draws_whatever_the_order():
+    from nasagent.strategies.local_solvers import CMAESSolver
+
+    def f(x):
+        return -float(((x - 0.3) ** 2).sum())
+
+    s = CMAESSolver(np.zeros(3), np.ones(3), np.random.default_rng(0), mean=np.full(3, 0.5), sigma=0.2, patience=100)
+    told = []
+    real_tell = s.cma.tell
+    s.cma.tell = lambda sols: (told.append([u for u, _ in sols]), real_tell(sols))
+    drawn = []
+    real_ask = s.cma.ask
+    s.cma.ask = lambda: drawn.append(real_ask()) or drawn[-1]
+    for _ in range(4):
+        xs = [s.ask() for _ in range(10)]  # more than one population (7): the rest are extra points
+        for x in reversed(xs):
+            s.tell(x, f(x))
+    assert len(told) == 4
+    for gen in told:  # every solution CMA-ES is told is one it drew
+        assert all(any(np.array_equal(u, d) for d in drawn) for u in gen)
+    assert s.best > -np.inf and s.best == pytest.approx(max(f(s.from_unit(u)) for gen in told for u in gen))
+
+
+def test_lamcts_tell_accepts_a_point_back_within_rounding():
+    def f(x):
+        return float(np.sum((x - 0.2) ** 2))
+
+    exact = LAMCTSOptimizer([-1] * 3, [1] * 3, seed=0, minimize=True, n_init=10, solver="random")
+    cast = LAMCTSOptimizer([-1] * 3, [1] * 3, seed=0, minimize=True, n_init=10, solver="random")
+    for _ in range(40):
+        x = exact.ask()
+        exact.tell(x, f(x))
+        y = cast.ask()
+        cast.tell(y.astype(np.float32), f(y))  # the caller's own dtype
+    assert not cast.pending and cast.best[1] == pytest.approx(exact.best[1], rel=1e-5)
+
+
+def test_optuna_sampler_on_a_conditional_space_and_an_enqueued_point():
+    optuna = pytest.importorskip("optuna")
+    from nasagent.integrations.optuna import LAMCTSSampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def conditional(t):
+        x = t.suggest_float("x", -1, 3)
+        return x + t.suggest_float("y", 0, 1) if x > 0 else -x
+
+    study = optuna.create_study(sampler=LAMCTSSampler(seed=0, n_init=5))
+    study.optimize(conditional, n_trials=30)  # raised KeyError: 'y' once a trial skipped y
+    assert len(study.trials) == 30
+
+    def bowl(t):
+        return (t.suggest_float("x", 0, 1) - 0.9) ** 2 + (t.suggest_float("y", 0, 1) - 0.5) ** 2
+
+    sampler = LAMCTSSampler(seed=0, n_init=3, local_n_init=2, solver="turbo")
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(bowl, n_trials=8)
+    study.enqueue_trial({"x": 0.9})  # LA-MCTS's y with the user's x
+    study.optimize(bowl, n_trials=1)
+    turbo, last = sampler._opt.solver, study.trials[-1]
+    assert np.allclose(turbo.from_unit(turbo.U[-1]), [last.params["x"], last.params["y"]])  # the evaluated point
+    assert turbo.y[-1] == pytest.approx(-last.value)
+
+
+def test_lamcts_explicit_options_win_over_the_preset():
+    opt = LAMCTSOptimizer([0], [1], preset="mujoco", cp=0.5)
+    assert (opt.cp, opt.leaf_size, opt.n_init) == (0.5, 100, 30)
+    assert LAMCTSOptimizer([0], [1]).n_init == 40 and LAMCTSOptimizer([0], [1], preset="small-budget").local_n_init == 5
+    with pytest.raises(NasagentError, match="leaf_size"):
+        make_strategy("lamcts", make_space("box-2"), leaf_size="abc")
+
+
+def test_lamcts_tree_dump_means_are_the_callers_values():
+    opt = LAMCTSOptimizer([0, 0], [1, 1], seed=0, minimize=True, n_init=30, leaf_size=5)
+    for _ in range(30):
+        x = opt.ask()
+        opt.tell(x, 5.0 + float(x.sum()))
+    root = opt.tree_dump()[0]
+    assert root["mean"] == pytest.approx(np.mean(5.0 + opt.X.sum(axis=1)))
+
+
+def test_bo_parallel_asks_differ_and_leave_torch_alone():
+    import torch
+
+    from nasagent.spaces.box import BoxSpace
+
+    strat = make_strategy("bo", BoxSpace([-5, 1e-4, -1], [10, 0.1, 3]), seed=0, n_init=5)
+    torch.manual_seed(123)
+    expected = torch.rand(1)
+    torch.manual_seed(123)
+    for _ in range(3):
+        trials = [strat.ask() for _ in range(4)]
+        assert len({strat.space.key(t.arch) for t in trials}) == 4
+        for t in trials:
+            v = -float(np.sum(np.square(np.asarray(t.arch) - [1, 0.05, 1])))
+            strat.tell(t, Result({"f": v}, score=v))
+    assert torch.rand(1) == expected  # the strategy's seeding did not move the caller's generator

@@ -7,7 +7,10 @@ sampler (``independent_sampler``, default Optuna's ``RandomSampler`` with the sa
 the sampler did not propose (enqueued trials, trials from another sampler) are told to LA-MCTS as extra
 observations. Single-objective studies only; pruned and failed trials count as failed evaluations. If the
 joint float space changes, LA-MCTS starts again on the new space (with the completed trials that cover it).
-Safe with ``study.optimize(..., n_jobs=k)``: one lock serialises the sampler's asks and tells.
+Safe with ``study.optimize(..., n_jobs=k)``: one lock serialises the sampler's asks and tells. A trial that skips
+one of the joint parameters (a conditional space) counts as a failed evaluation of LA-MCTS's point; a trial
+whose joint parameters were replaced (``enqueue_trial``) is told at the point actually evaluated. ``seed=None``
+draws a fresh seed, as Optuna's own samplers do.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ class LAMCTSSampler(BaseSampler):
     """An Optuna sampler backed by ``LAMCTSOptimizer``; ``options`` are its options (solver, preset, cp, ...)."""
 
     def __init__(self, seed: int | None = None, independent_sampler: BaseSampler | None = None, **options):
-        self.seed = 0 if seed is None else int(seed)
+        self.seed = _fresh_seed() if seed is None else int(seed)  # None: a different search each time, as Optuna's samplers
         self.options = dict(options)
         for bad in ("lower", "upper", "minimize"):
             if bad in self.options:
@@ -61,6 +64,10 @@ class LAMCTSSampler(BaseSampler):
     # -- Optuna's sampler interface ------------------------------------------------------------------------------
     def reseed_rng(self) -> None:
         self.independent.reseed_rng()
+        with self._lock:
+            self.seed = _fresh_seed()
+            if self._opt is not None:
+                self._opt.rng = np.random.default_rng(self.seed)
 
     def infer_relative_search_space(self, study, trial) -> dict:
         if len(study.directions) != 1:
@@ -88,6 +95,11 @@ class LAMCTSSampler(BaseSampler):
         with self._lock:
             token = self._tokens.pop(trial.number, None)
             if token is None or self._opt is None:
+                return
+            if not all(n in trial.params for n in self._names):  # a conditional space: the trial skipped one of the
+                asked = self._opt.pending.get(token)  # joint parameters, so LA-MCTS's point was not evaluated
+                if asked is not None:
+                    self._opt.tell_token(token, asked[0], None)
                 return
             x = self._internal(trial.params)
             value = values[0] if state == TrialState.COMPLETE and values else None
@@ -125,3 +137,7 @@ class LAMCTSSampler(BaseSampler):
         d = self._dists[name]
         value = math.exp(v) if d.log else float(v)
         return float(min(max(value, d.low), d.high))
+
+
+def _fresh_seed() -> int:
+    return int(np.random.SeedSequence().entropy % (2**31 - 1))

@@ -81,8 +81,14 @@ class BayesianOptimization(Strategy):
         return self._take(arch, "ei")
 
     def _take(self, arch, phase: str) -> Proposal:
-        self.proposed.add(self.space.key(arch))
+        key = self.space.key(arch)
+        self.proposed.add(key)
+        if self.continuous:  # asked, not yet told: the next proposal of a parallel search must look elsewhere
+            self._pending()[key] = self._encode(arch)
         return Proposal(arch, info={"phase": phase})
+
+    def _pending(self) -> dict[str, np.ndarray]:
+        return self.__dict__.setdefault("pending", {})  # (a snapshot from before it was kept has none)
 
     def _encode(self, arch) -> np.ndarray:
         """``space.encode``, memoised by key: the pools of successive steps share most candidates."""
@@ -126,8 +132,9 @@ class BayesianOptimization(Strategy):
             except (RuntimeError, KeyError):
                 refit = True
         if refit:
-            torch.manual_seed(self.seed + len(self.y))
-            fit(MLL(gp.likelihood, gp), optimizer_kwargs={"options": {"maxiter": self.fit_iterations}})
+            with torch.random.fork_rng():  # seeded, without touching the caller's global torch generator
+                torch.manual_seed(self.seed + len(self.y))
+                fit(MLL(gp.likelihood, gp), optimizer_kwargs={"options": {"maxiter": self.fit_iterations}})
             self.hyper_state = {
                 k: v.detach().numpy().copy() for k, v in gp.state_dict().items() if "outcome_transform" not in k and "train" not in k
             }
@@ -161,19 +168,30 @@ class BayesianOptimization(Strategy):
         return np.concatenate(out)
 
     def _optimize_box(self, gp):
+        """EI's maximiser in the unit cube; with points still being evaluated (parallel workers), the EI of a batch
+        that contains them (botorch's ``X_pending``), so parallel asks do not all land on one point."""
         torch, *_, LogEI = _botorch()
         from botorch.optim import optimize_acqf
 
         d = len(self.X[0])
         bounds = torch.stack([torch.zeros(d, dtype=torch.float64), torch.ones(d, dtype=torch.float64)])
-        torch.manual_seed(self.seed + len(self.y))
-        x, _ = optimize_acqf(LogEI(gp, best_f=max(self.y)), bounds=bounds, q=1, num_restarts=5, raw_samples=256)
+        pending = list(self._pending().values())
+        if pending:
+            from botorch.acquisition.logei import qLogExpectedImprovement
+
+            acq = qLogExpectedImprovement(gp, best_f=max(self.y), X_pending=torch.tensor(np.stack(pending), dtype=torch.float64))
+        else:
+            acq = LogEI(gp, best_f=max(self.y))
+        with torch.random.fork_rng():
+            torch.manual_seed(self.seed + len(self.y) + 7919 * len(pending))
+            x, _ = optimize_acqf(acq, bounds=bounds, q=1, num_restarts=5, raw_samples=256)
         return self.space.decode(x.detach().numpy().ravel())
 
     # -- tell ---------------------------------------------------------------------------------------
     def _observe(self, trial: Trial, result: Result) -> None:
         key = self.space.key(trial.arch)
         self.proposed.add(key)
+        self._pending().pop(key, None)
         if not result.ok or key in self.observed:  # failures, and re-proposals answered from the journal
             return
         self.observed.add(key)

@@ -17,6 +17,7 @@ point the solver proposes.
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -38,6 +39,9 @@ from nasagent.strategies.partition import check_formula, resolve_cp
 #: leaf size 20 on synthetic functions, Lunar and Rover; C_p 10, leaf size 100, 30 initial samples on MuJoCo,
 #: with an RBF kernel for the easier tasks and a linear one for the large ones. The others are the reference
 #: code's per-function settings (brief section 2.7).
+# the thesis' synthetic / Lunar / Rover setting (the reference code's 40 Latin-hypercube initial points)
+DEFAULTS: dict = {"cp": 1.0, "leaf_size": 20, "kernel": "rbf", "gamma": "auto", "n_init": 40, "reuse_region_data": False,
+                  "local_n_init": 30}
 PRESETS: dict[str, dict] = {
     "synthetic": {"cp": 1.0, "leaf_size": 20, "kernel": "rbf", "gamma": "auto", "n_init": 40},
     "mujoco": {"cp": 10.0, "leaf_size": 100, "kernel": "rbf", "gamma": "auto", "n_init": 30},
@@ -69,32 +73,36 @@ class LAMCTSOptimizer:
         minimize: bool = False,
         preset: str | None = None,
         solver: str = "turbo",
-        cp: float | str = 1.0,
-        leaf_size: int = 20,
-        kernel: str = "rbf",
-        gamma: str | float = "auto",
-        n_init: int = 40,
+        cp: float | str | None = None,
+        leaf_size: int | None = None,
+        kernel: str | None = None,
+        gamma: str | float | None = None,
+        n_init: int | None = None,
         init: str = "lhs",
         ucb: str = "log",
         kmeans_scale: str = "raw",
         assign: str = "kmeans",
         batch_size: int = 1,
         region_sampler: str = "auto",
-        local_n_init: int = 30,
-        reuse_region_data: bool = False,
+        local_n_init: int | None = None,
+        reuse_region_data: bool | None = None,
         ts: str = "pathwise",
         gp_steps_warm: int = 10,
         cmaes_sigma: float | None = None,
         cmaes_patience: int = 10,
         keep_trees: bool = False,
     ):
-        if preset is not None:
-            if preset not in PRESETS:
-                raise NasagentError(f"unknown LA-MCTS preset {preset!r}; presets: {', '.join(PRESETS)}")
-            p = PRESETS[preset]
-            cp, leaf_size, kernel, gamma, n_init = p["cp"], p["leaf_size"], p["kernel"], p["gamma"], p["n_init"]
-            reuse_region_data = p.get("reuse_region_data", reuse_region_data)
-            local_n_init = p.get("local_n_init", local_n_init)
+        if preset is not None and preset not in PRESETS:
+            raise NasagentError(f"unknown LA-MCTS preset {preset!r}; presets: {', '.join(PRESETS)}")
+        # options given explicitly win over the preset's, which win over the defaults
+        base = {**DEFAULTS, **PRESETS.get(preset, {})}
+        cp = base["cp"] if cp is None else cp
+        leaf_size = base["leaf_size"] if leaf_size is None else leaf_size
+        kernel = base["kernel"] if kernel is None else kernel
+        gamma = base["gamma"] if gamma is None else gamma
+        n_init = base["n_init"] if n_init is None else n_init
+        reuse_region_data = base["reuse_region_data"] if reuse_region_data is None else reuse_region_data
+        local_n_init = base["local_n_init"] if local_n_init is None else local_n_init
         lo = np.atleast_1d(np.asarray(lower, dtype=np.float64))
         hi = np.atleast_1d(np.asarray(upper, dtype=np.float64))
         if lo.shape != hi.shape or lo.ndim != 1 or lo.size == 0:
@@ -116,6 +124,12 @@ class LAMCTSOptimizer:
                 f"got {n_init}, {leaf_size}, {batch_size}, {local_n_init}"
             )
         resolve_cp(cp, [])
+        width = hi - lo
+        if gamma == "auto" and kmeans_scale == "raw" and (width.min() < 1e-2 or width.max() > 1e3):
+            logging.getLogger("nasagent").warning(
+                "LA-MCTS partitions in the problem's own units (the thesis' setting) and this box is %.3g to %.3g wide, "
+                "so its tree will split too little or too much; pass gamma='scale', kmeans_scale='standardize'",
+                width.min(), width.max())
         self.lower, self.upper, self.dim = lo, hi, lo.size
         self.sign = -1.0 if minimize else 1.0
         self.solver_name = check_solver(solver)
@@ -155,8 +169,13 @@ class LAMCTSOptimizer:
             y = float(y)
             if not math.isfinite(y):
                 raise NasagentError(f"tell got a non-finite value {y} for a point; pass None to report a failed evaluation")
-        token = next((t for t, (p, _) in self.pending.items() if p.shape == x.shape and np.array_equal(p, x)), None)
+        token = next((t for t, (p, _) in self.pending.items() if self._same_point(p, x)), None)
         self.tell_token(token, x, None if y is None else self.sign * y)
+
+    def _same_point(self, a: np.ndarray, b: np.ndarray) -> bool:
+        """``b`` is ``a`` up to rounding (a float32 cast, a few printed digits): one relative part in a million of the
+        value or of the box's width."""
+        return bool(np.all(np.abs(a - b) <= 1e-6 * np.maximum(np.abs(a), self.upper - self.lower)))
 
     @property
     def best(self) -> tuple[np.ndarray, float] | None:
@@ -196,7 +215,12 @@ class LAMCTSOptimizer:
             sid = entry[1]
             solver = self.solvers.get(sid)
             if solver is not None:
-                solver.tell(entry[0], f)  # the point the solver asked for (x may come back rounded)
+                if self._same_point(entry[0], x):
+                    solver.tell(entry[0], f)  # the point the solver asked for (x may come back rounded)
+                elif isinstance(solver, TurboSolver):  # another point was evaluated in its place (an Optuna
+                    solver.tell(x, f)  # enqueue_trial): TuRBO's GP learns from any point
+                else:  # CMA-ES and COBYLA learn only from their own points, and this one was never evaluated
+                    solver.tell(entry[0], None)
                 still = any(s == sid for _, s in self.pending.values())
                 if not still and solver is not self.solver:
                     del self.solvers[sid]
@@ -251,7 +275,7 @@ class LAMCTSOptimizer:
                  "leaf_mean": self.sign * leaf.mean, "depth": region.depth, "in_region": int(inside.sum()),
                  "best": None if not len(self.f) else self.sign * float(self.f.max()), "cp": cp}
         if self.keep_trees:
-            entry["tree"] = tree.dump()
+            entry["tree"] = self._signed(tree.dump())
         self.history.append(entry)
 
     def _cobyla_start(self, Xin: np.ndarray, fin: np.ndarray, region) -> tuple[np.ndarray, float | None]:
@@ -282,8 +306,12 @@ class LAMCTSOptimizer:
         return float(np.clip(spread, 0.05, 0.25))
 
     def tree_dump(self) -> list[dict]:
-        """The current tree (rebuilt from all data now if no iteration has run yet)."""
-        return (self.tree or self.build_tree()).dump()
+        """The current tree (rebuilt from all data now if no iteration has run yet); means in the caller's sign."""
+        return self._signed((self.tree or self.build_tree()).dump())
+
+    def _signed(self, rows: list[dict]) -> list[dict]:
+        """A tree dump with node means as the caller's values (the tree itself maximises ``sign * value``)."""
+        return [{**r, "mean": self.sign * r["mean"]} for r in rows]
 
 
 class LAMCTS(Strategy):
@@ -297,6 +325,9 @@ class LAMCTS(Strategy):
         unknown = [k for k in options if k not in allowed]
         if unknown:
             raise NasagentError(f"strategy 'lamcts' has no option {unknown[0]!r}; its options: {', '.join(allowed)}")
+        from nasagent.registry import check_option_types
+
+        check_option_types("strategy 'lamcts'", LAMCTSOptimizer.__init__, options)
         lower, upper = _box_bounds(space, "lamcts")
         self.opt = LAMCTSOptimizer(lower, upper, seed=seed, **options)
 

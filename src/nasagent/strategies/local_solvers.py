@@ -181,12 +181,15 @@ class TurboSolver(LocalSolver):
         if self.init_left > 0:
             self.init_left -= 1
             return
+        if not self.batch_best:  # a batch is judged against the best before it, not against its own members
+            self.batch_ref = best_before
         self.batch_best.append(float(f))
         if len(self.batch_best) < self.batch_size:
             return
         new_best = max(self.batch_best)
         self.batch_best = []
-        if new_best > best_before + 1e-3 * abs(best_before):
+        ref = getattr(self, "batch_ref", best_before)  # a state saved before batch_ref existed
+        if new_best > ref + 1e-3 * abs(ref):
             self.succ, self.fail = self.succ + 1, 0
         else:
             self.succ, self.fail = 0, self.fail + 1
@@ -332,8 +335,8 @@ class CMAESSolver(LocalSolver):
         bounds = np.column_stack([np.zeros(self.dim), np.ones(self.dim)])
         self.cma = CMA(mean=m, sigma=float(sigma), bounds=bounds, seed=int(rng.integers(2**31 - 1)), population_size=popsize)
         self.patience, self.max_evals, self.region_tries = int(patience), max_evals, int(region_tries)
-        self.generation: list[tuple[np.ndarray, float | None]] = []  # told members of the current generation
-        self.asked_in_gen = 0
+        self.members: list[np.ndarray] = []  # the current generation's points (unit cube), as CMA-ES drew them
+        self.generation: dict[int, float | None] = {}  # index in ``members`` -> score told
         self.best = -np.inf
         self.stall = 0
         self._stop = False
@@ -351,6 +354,9 @@ class CMAESSolver(LocalSolver):
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
         rng_state, cov = state.pop("_cma_rng", None), state.pop("_cma_C", None)
+        if "asked_in_gen" in state:  # saved before members were tracked: its open generation cannot be finished
+            state.pop("asked_in_gen")
+            state.update(members=[], generation={}, _stop=True)  # LA-MCTS starts a fresh solver
         self.__dict__.update(state)
         if rng_state is not None:
             self.cma._rng = np.random.RandomState()
@@ -359,32 +365,44 @@ class CMAESSolver(LocalSolver):
             self.cma._C = cov
 
     def _ask(self):
-        if self.asked_in_gen >= self.cma.population_size:  # generation full, results pending: an extra point
+        if len(self.members) >= self.cma.population_size:  # generation full, results pending: an extra point
             return self.region_points(1)[0]
-        self.asked_in_gen += 1
         for _ in range(self.region_tries):
             u = self.cma.ask()
             if not self.region.depth or self.region.contains(self.from_unit(u)[None])[0]:
-                return self.from_unit(u)
-        self.fallbacks += 1
+                break
+        else:
+            self.fallbacks += 1
+        self.members.append(np.asarray(u, dtype=np.float64))
         return self.from_unit(u)
 
+    def _member(self, x) -> int | None:
+        """Which untold member of the generation ``x`` is (within rounding), or None for an extra point: CMA-ES
+        may only learn from its own draws, whatever order results come back in."""
+        u = self.to_unit(x)
+        for i, m in enumerate(self.members):
+            if i not in self.generation and np.allclose(u, m, rtol=1e-6, atol=1e-9):
+                return i
+        return None
+
     def _tell(self, x, f):
-        if len(self.generation) >= self.cma.population_size:
+        i = self._member(x)
+        if i is None:
             return  # an extra point: its score goes to LA-MCTS only
-        self.generation.append((self.to_unit(x), f))
+        self.generation[i] = f
         if len(self.generation) < self.cma.population_size:
             return
-        ok = [v for _, v in self.generation if v is not None]
+        ok = [v for v in self.generation.values() if v is not None]
         worst = min(ok) if ok else 0.0
         # cmaes minimises; a failed evaluation counts as the worst of its generation
-        self.cma.tell([(u, -(v if v is not None else worst)) for u, v in self.generation])
+        scores = [self.generation[i] for i in range(len(self.members))]
+        self.cma.tell([(m, -(v if v is not None else worst)) for m, v in zip(self.members, scores)])
         gen_best = max(ok) if ok else -np.inf
-        if gen_best > self.best + 1e-9 * max(1.0, abs(self.best)):
+        if gen_best > self.best + 1e-9 * max(1.0, abs(self.best) if math.isfinite(self.best) else 1.0):
             self.best, self.stall = gen_best, 0
         else:
             self.stall += 1
-        self.generation, self.asked_in_gen = [], 0
+        self.members, self.generation = [], {}
         if self.cma.should_stop() or self.stall >= self.patience:
             self._stop = True
 
