@@ -380,8 +380,8 @@ class CMAESSolver(LocalSolver):
         """Which untold member of the generation ``x`` is (within rounding), or None for an extra point: CMA-ES
         may only learn from its own draws, whatever order results come back in."""
         u = self.to_unit(x)
-        for i, m in enumerate(self.members):
-            if i not in self.generation and np.allclose(u, m, rtol=1e-6, atol=1e-9):
+        for i, m in enumerate(self.members):  # (a draw is handed out clipped to the box)
+            if i not in self.generation and np.allclose(u, np.clip(m, 0.0, 1.0), rtol=1e-6, atol=1e-9):
                 return i
         return None
 
