@@ -712,8 +712,11 @@ def test_lamcts_tree_dump_means_are_the_callers_values():
     for _ in range(30):
         x = opt.ask()
         opt.tell(x, 5.0 + float(x.sum()))
-    root = opt.tree_dump()[0]
-    assert root["mean"] == pytest.approx(np.mean(5.0 + opt.X.sum(axis=1)))
+    rows = opt.tree_dump()
+    assert rows[0]["mean"] == pytest.approx(np.mean(5.0 + opt.X.sum(axis=1)))
+    opt.ask()  # an iteration: UCB scores on the path it chose
+    scored = [r for r in opt.tree_dump() if r["ucb"] is not None and r["id"] != 0]
+    assert scored and all(r["ucb"] <= r["mean"] for r in scored)  # minimising: the optimistic bound is below the mean
 
 
 def test_bo_parallel_asks_differ_and_leave_torch_alone():

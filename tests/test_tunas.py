@@ -337,6 +337,18 @@ def test_cli_samples_latency_matched_architectures_and_reports_bad_targets():
     res = runner.invoke(app, ["tunas", "search", "--target", str(10 * hi), "--space", "proxylessnas-tiny", "--data", "digits",
                               "--cost", "flops", "--epochs", "1"])
     assert res.exit_code == 2 and "cannot be met" in res.output and "pick a target in that range" in res.output
+    # a target relative to random architectures means the same on every machine
+    res = runner.invoke(app, ["tunas", "sample-random", "--target", "p25", "--n", "2", "--space", "proxylessnas-tiny",
+                              "--data", "digits", "--cost", "flops", "--tolerance", "0.1"])
+    assert res.exit_code == 0, res.output
+    rng = np.random.default_rng(0)
+    p25 = np.percentile([cost(sp.sample(rng)) for _ in range(200)], 25)
+    lines = [line for line in res.output.splitlines() if line.startswith(tuple("0123456789")) and "MFLOPs" in line]
+    assert len(lines) == 2 and all(abs(cost(sp.parse(line.split()[0])) / p25 - 1) <= 0.1 for line in lines)
+    for bad in ("p0", "p100", "fast", "-1", "nan"):
+        res = runner.invoke(app, ["tunas", "sample-random", "--target", bad, "--space", "proxylessnas-tiny", "--data", "digits",
+                                  "--cost", "flops"])
+        assert res.exit_code == 2 and "--target must be" in res.output, (bad, res.output)
 
 
 def test_cli_profile_latency_measures_the_table_at_the_requested_thread_count(tmp_path):

@@ -24,6 +24,36 @@ DataOpt = Annotated[str, typer.Option("--data", help="digits | digits16 | FILE.n
 CostOpt = Annotated[str, typer.Option("--cost", help="latency (measured table, ms) | flops (MFLOPs) | params (k)")]
 
 
+TargetOpt = Annotated[str, typer.Option("--target", help="T0 in the cost model's unit, or relative to random architectures: "
+                                        "median, or pNN (their NN-th percentile, e.g. p25)")]
+
+
+def resolve_target(text: str, space, model, seed: int = 0, samples: int = 200) -> float:
+    """A number, or a percentile of the costs of ``samples`` seeded random architectures: a latency target in ms
+    only means something on the machine that measured the table, a percentile means the same everywhere."""
+    text = str(text).strip().lower()
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is not None:
+        if not np.isfinite(value) or value <= 0:
+            raise NasagentError(f"--target must be a positive number, median or pNN; got {text!r}")
+        return value
+    q = 50.0 if text == "median" else None
+    if q is None and text.startswith("p"):
+        try:
+            q = float(text[1:])
+        except ValueError:
+            q = None
+    if q is None or not 0 < q < 100:
+        raise NasagentError(f"--target must be a positive number, median or pNN with 0 < NN < 100 (e.g. p25); got {text!r}")
+    rng = np.random.default_rng(seed)
+    target = float(np.percentile([model(space.sample(rng)) for _ in range(samples)], q))
+    console.print(f"target {text}: {target:.4g} {model.unit} ({q:g}th percentile of {samples} random architectures)")
+    return target
+
+
 def _guard(fn):
     try:
         return fn()
@@ -53,7 +83,7 @@ def _setup(space: str, data: str, data_seed: int, cost: str, table: Path | None,
 
 @tunas_app.command("search")
 def search_cmd(
-    target: Annotated[float, typer.Option("--target", help="T0 in the cost model's unit")],
+    target: TargetOpt,
     space: SpaceOpt = "mobilenet-v3-like-tiny",
     data: DataOpt = "digits16",
     data_seed: int = 0,
@@ -75,11 +105,12 @@ def search_cmd(
         if epochs < 1 or retrain_epochs < 0:
             raise NasagentError(f"--epochs must be >= 1 and --retrain-epochs >= 0; got {epochs} and {retrain_epochs}")
         sp, dataset, model = _setup(space, data, data_seed, cost, table)
-        search = TunasSearch(sp, target=target, cost=model, reward=reward, beta=beta, seed=seed, rl_lr=rl_lr)
+        t0 = resolve_target(target, sp, model, seed)
+        search = TunasSearch(sp, target=t0, cost=model, reward=reward, beta=beta, seed=seed, rl_lr=rl_lr)
         out.mkdir(parents=True, exist_ok=True)
         search.fit(dataset, Budget(evaluations=epochs), out)
         rep = search.report()
-        console.print(f"final architecture {rep['arch']}: {rep['cost']:.4g} {rep['unit']} (target {target:g}, "
+        console.print(f"final architecture {rep['arch']}: {rep['cost']:.4g} {rep['unit']} (target {t0:.4g}, "
                       f"{100 * rep['relative_error']:+.1f} %)")
         console.print(sp.summary(sp.parse(rep["arch"])))
         if retrain_epochs > 0:
@@ -100,7 +131,7 @@ def search_cmd(
 
 @tunas_app.command("sample-random")
 def sample_random_cmd(
-    target: Annotated[float, typer.Option("--target")],
+    target: TargetOpt,
     n: Annotated[int, typer.Option("--n", help="architectures to accept")] = 10,
     tolerance: Annotated[float, typer.Option(help="relative window around the target")] = 0.05,
     space: SpaceOpt = "mobilenet-v3-like-tiny",
@@ -116,7 +147,7 @@ def sample_random_cmd(
         from nasagent.strategies.tunas import rejection_sample
 
         sp, _, model = _setup(space, data, data_seed, cost, table)
-        archs, stats = rejection_sample(sp, model, target, n, tolerance=tolerance, seed=seed)
+        archs, stats = rejection_sample(sp, model, resolve_target(target, sp, model, seed), n, tolerance=tolerance, seed=seed)
         for a in archs:
             console.print(f"{sp.format(a)}  {model(a):.4g} {model.unit}")
         console.print(f"accepted {stats['accepted']} of {stats['tries']} ({100 * stats['accept_rate']:.2f} %)")

@@ -310,8 +310,9 @@ class LAMCTSOptimizer:
         return self._signed((self.tree or self.build_tree()).dump())
 
     def _signed(self, rows: list[dict]) -> list[dict]:
-        """A tree dump with node means as the caller's values (the tree itself maximises ``sign * value``)."""
-        return [{**r, "mean": self.sign * r["mean"]} for r in rows]
+        """A tree dump in the caller's values (the tree itself maximises ``sign * value``): when minimising, ``ucb``
+        is the optimistic bound below the mean."""
+        return [{**r, "mean": self.sign * r["mean"], "ucb": None if r["ucb"] is None else self.sign * r["ucb"]} for r in rows]
 
 
 class LAMCTS(Strategy):
