@@ -114,10 +114,24 @@ def test_a_table_metric_without_values_and_a_search_where_everything_fails(tmp_p
 
     import nasagent.api
 
-    failed = types.SimpleNamespace(best=None, stop_reason="the last 100 trials failed", n_failed=100)
+    failed = types.SimpleNamespace(best=None, stop_reason="the last 100 trials failed (pip install 'nasagent[control]')",
+                                   n_failed=100)
     monkeypatch.setattr(nasagent.api, "search", lambda *a, **k: failed)
     r = runner.invoke(app, ["search", "-s", "random", "--budget", "5", "--out", str(tmp_path / "r"), "-q"])
     assert r.exit_code == 1 and "no successful trial" in r.output and "the last 100 trials failed" in r.output
+    assert "'nasagent[control]'" in r.output  # brackets in a message are text, not rich markup
+
+
+def test_an_error_message_keeps_its_brackets(tmp_path, monkeypatch):
+    import nasagent.api
+    from nasagent.core import NasagentError
+
+    def refuse(*a, **k):
+        raise NasagentError("the Ray executor is not available; install it with pip install 'nasagent[ray]'")
+
+    monkeypatch.setattr(nasagent.api, "search", refuse)
+    r = runner.invoke(app, ["search", "-s", "random", "--budget", "5", "--out", str(tmp_path / "r"), "-q"])
+    assert r.exit_code == 2 and "pip install 'nasagent[ray]'" in r.output
 
 
 def test_list_shows_names_and_metrics():

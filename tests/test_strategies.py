@@ -159,3 +159,15 @@ def test_evolution_keeps_going_on_a_partial_table(tmp_path, nb201):
     table.write_text("arch,val\n" + "".join(f"{k},{nb201.value(k, 'accuracy')}\n" for k in keys))
     r = nasagent.search("nb201-csv", "evolution", budget=100, seed=0, benchmark_options={"table": str(table)}, metric="val")
     assert r.samples == 100, r.stop_reason  # it stopped at 24 with "the space may be nearly exhausted"
+
+
+def test_evolution_long_after_its_optimum_journals_few_free_repeats(tmp_path):
+    import sqlite3
+
+    import nasagent
+
+    r = nasagent.search("nb201", "evolution", budget=1500, seed=0, out=tmp_path / "r")
+    assert r.samples == 1500 and r.samples_to_optimum == 115  # (the fallback never fires before the optimum)
+    with sqlite3.connect(tmp_path / "r" / "journal.db") as db:
+        cached = db.execute("select count(*) from trials where status='cached'").fetchone()[0]
+    assert cached < 70_000  # ~44,000 now; ~105,000 when every fallback waited for 1,000 repeats (and growing faster)

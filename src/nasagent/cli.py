@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from nasagent.core import NasagentError
@@ -25,7 +26,8 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(msg: str, code: int = 2):
-    err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    # escaped: a message's own brackets are text, not markup (pip install 'nasagent[ray]' lost its [ray])
+    err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -184,18 +186,18 @@ def _exit_if_nothing_succeeded(result) -> None:
 def _print_result(result, config_name: str) -> None:
     best = result.best
     if best is None:
-        console.print(f"[yellow]no successful trial[/] ({result.stop_reason}; {result.n_failed} failed)")
+        console.print(f"[yellow]no successful trial[/] ({escape(result.stop_reason)}; {result.n_failed} failed)")
         return
     if result.best_value is None:  # a constrained search in which no sample met the constraints
         console.print(f"[yellow]no sample met the constraints[/]; the least violating one (sample {best.sample}):")
     else:
         console.print(f"[bold green]best architecture[/] ({result.objective} = {result.best_value:.6g}, sample {best.sample}):")
-    console.print(best.arch, highlight=False, soft_wrap=True)
+    console.print(best.arch, highlight=False, soft_wrap=True, markup=False)
     extra = ", ".join(f"{k} = {v:.6g}" for k, v in result.report.items())
     if extra:
         console.print(f"reported: {extra}")
     line = f"{result.samples} samples, {result.n_cached} re-proposals answered from the journal, {result.n_failed} failed; {result.stop_reason}"
-    console.print(line)
+    console.print(line, markup=False)
     if result.optimum is not None:
         sto = result.samples_to_optimum
         console.print(

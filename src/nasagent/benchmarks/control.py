@@ -285,12 +285,15 @@ def control_benchmark(spec: str, episodes: int | None = None, max_steps: int | N
     if layout_seed is not None:
         raise NasagentError(f"{spec} takes no layout_seed option (only rover does)")
     if spec == "lunar":
-        return LunarLander(**gym_opts)
-    if spec == "swimmer":
-        return LinearPolicyTask("swimmer", "Swimmer-v5", 8, 2, **gym_opts, **norm_opts)
-    if spec == "hopper":
-        return LinearPolicyTask("hopper", "Hopper-v5", 11, 3, **gym_opts, **norm_opts)
-    raise NasagentError(f"unknown control task {spec!r}; tasks: {', '.join(CONTROL_TASKS)}")
+        task = LunarLander(**gym_opts)
+    elif spec == "swimmer":
+        task = LinearPolicyTask("swimmer", "Swimmer-v5", 8, 2, **gym_opts, **norm_opts)
+    elif spec == "hopper":
+        task = LinearPolicyTask("hopper", "Hopper-v5", 11, 3, **gym_opts, **norm_opts)
+    else:
+        raise NasagentError(f"unknown control task {spec!r}; tasks: {', '.join(CONTROL_TASKS)}")
+    task.env  # noqa: B018 - builds the environment now: a missing gymnasium or simulator is refused before any trial
+    return task
 
 
 def is_control(spec: str) -> bool:

@@ -48,10 +48,13 @@ class RegularizedEvolution(Strategy):
         child = self.space.mutate(parent, self.rng)
         key = self.space.key(child)
         self.repeats = self.repeats + 1 if key in self.proposed else 0
-        if self.repeats >= STUCK_AFTER:
+        if self.repeats >= getattr(self, "stuck_after", STUCK_AFTER):
             # on a sparse space (a partial table) the population can close in on cells whose every mutation was
-            # seen: a fresh random cell gets it moving (never reached on a whole table before its optimum)
+            # seen: a fresh random cell gets it moving (never reached on a whole table before its optimum). Once it
+            # happened the population has converged and stays so: from then on a population's worth of repeats
+            # is enough (at 1,000 each, a long run journaled ~100 free repeats per paid sample)
             self.repeats = 0
+            self.stuck_after = min(STUCK_AFTER, self.population_size)
             child = sample_unvisited(self.space, self.rng, self.proposed, 10_000, "evolution")
             key = self.space.key(child)
         self.proposed.add(key)
