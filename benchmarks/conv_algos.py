@@ -153,7 +153,7 @@ def sweep(engine: str, model, x, y, bench, unlimited, args, rows) -> None:
     for k, ts in times.items():
         ratios = [t / b for t, b in zip(ts, base)]
         row = {"task": task, "method": k}
-        sd = statistics.stdev(ratios)
+        sd = statistics.stdev(ratios) if len(ratios) > 1 else 0.0  # (a smoke run with --step-reps 1)
         rows.append({**row, "metric": "step_time_ratio", "value": statistics.median(ratios), "samples": len(ratios),
                      "sd": sd, "se": sd / len(ratios) ** 0.5, "min": min(ratios), "max": max(ratios)})
         rows.append({**row, "metric": "step_seconds", "value": statistics.median(ts), "samples": len(ts)})

@@ -178,6 +178,9 @@ def main() -> None:
                     help="also few-shot-gradient (edge chosen by gradient matching); default name *_edge_strategy")
     ap.add_argument("--name", default=None, help="results file name (default: supernet_ranking[_bs<B>][_edge_strategy])")
     args = ap.parse_args()
+    if equal_budget(args.epochs)[0] < 0:  # at least an epoch per child, all within the one-shot budget
+        ap.error(f"--epochs {args.epochs} cannot hold the equal-budget few-shot supernet (5 children of at least one "
+                 "epoch each); give --epochs 5 or more")
     methods = METHODS + (CONVERGED_METHODS if args.converged else ()) + (EDGE_STRATEGY_METHODS if args.edge_strategy_study else ())
     pairs = PAIRS + (CONVERGED_PAIRS if args.converged else ()) + (EDGE_STRATEGY_PAIRS if args.edge_strategy_study else ())
 
