@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import nasagent
@@ -284,3 +285,12 @@ def test_report_on_a_run_whose_table_was_deleted_reads_the_journal_alone(tmp_pat
     assert again.best_value == run.best_value and again.best.key == run.best.key  # a minimised metric stays minimised
     assert again.optimum == run.optimum is not None and again.trace == run.trace
     assert again.stop_reason == "budget exhausted"
+
+
+def test_a_benchmark_whose_optimum_is_a_numpy_float_still_runs(tmp_path, monkeypatch):
+    from nasagent.benchmarks.base import TableBenchmark
+
+    real = TableBenchmark.optimum
+    monkeypatch.setattr(TableBenchmark, "optimum", lambda self, obj: (np.float32(real(self, obj)[0]), real(self, obj)[1]))
+    run = search("nb201", "random", budget=5, seed=0, out=tmp_path / "r")
+    assert run.samples == 5  # the stored objective for later reports may not stop a search

@@ -195,8 +195,11 @@ def _run(config: RunConfig, journal: Journal, run_dir: Path | None, progress, pl
     journal.set_meta("stop_reason", None)  # until this sitting ends normally
     if type(objective) is Objective:  # lets `report` work without the benchmark (a table since deleted or moved)
         opt = runner.optimum
-        journal.set_meta("objective", {"metric": objective.metric, "mode": objective.mode,
-                                       "optimum": None if opt is None else [opt[0], sorted(opt[1])]})
+        try:
+            journal.set_meta("objective", {"metric": objective.metric, "mode": objective.mode,
+                                           "optimum": None if opt is None else [float(opt[0]), sorted(str(k) for k in opt[1])]})
+        except (TypeError, ValueError) as e:  # a user benchmark's odd optimum: only the fallback report is lost
+            log.warning("could not store the objective for later reports (%s)", e)
     result = runner.run()
     journal.set_meta("stop_reason", result.stop_reason)  # what `nasagent report` says later
     result.run_dir = str(run_dir) if run_dir else None

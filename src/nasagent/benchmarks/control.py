@@ -292,8 +292,19 @@ def control_benchmark(spec: str, episodes: int | None = None, max_steps: int | N
         task = LinearPolicyTask("hopper", "Hopper-v5", 11, 3, **gym_opts, **norm_opts)
     else:
         raise NasagentError(f"unknown control task {spec!r}; tasks: {', '.join(CONTROL_TASKS)}")
-    task.env  # noqa: B018 - builds the environment now: a missing gymnasium or simulator is refused before any trial
+    _require_simulator(task.env_id)  # refused now, not after 100 failed trials
     return task
+
+
+def _require_simulator(env_id: str) -> None:
+    """Check that gymnasium and the task's simulator can be imported, without building an environment (a report or
+    a Ray driver need not run one)."""
+    import importlib.util
+
+    needs = ("gymnasium", "Box2D" if env_id.startswith("LunarLander") else "mujoco")
+    missing = [m for m in needs if importlib.util.find_spec(m) is None]
+    if missing:
+        raise NasagentError(f"{env_id} needs {' and '.join(missing)}, which is not installed; install: pip install 'nasagent[control]'")
 
 
 def is_control(spec: str) -> bool:
