@@ -299,7 +299,7 @@ def main() -> None:
     rows: list[dict] = []
     extra: dict = {"cluster_cpus": CLUSTER_CPUS, "ray": ray.__version__, "args": vars(args)}
     t0 = time.perf_counter()
-    ray.init(num_cpus=CLUSTER_CPUS, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    ray.init(address="local", num_cpus=CLUSTER_CPUS, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     start = time.perf_counter() - t0
     first = RayExecutor(CLUSTER_CPUS)  # the first warm-up starts all 8 worker processes
     first.start(Simulated(table))

@@ -165,7 +165,8 @@ class RayExecutor(Executor):
         else:
             _check_reachable(address)
         try:
-            ray.init(address=address, **kwargs)
+            # "local": a new cluster of our own, never one left behind by `ray start` (its num_cpus would be refused)
+            ray.init(address=address or "local", **kwargs)
         except (ConnectionError, TimeoutError, ValueError, RuntimeError) as e:
             where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
             raise NasagentError(f"could not start or join {where}: {str(e).rstrip('.')}. {_ADDRESS_HELP}") from None
