@@ -35,13 +35,14 @@ from nasagent.strategies.local_solvers import (
 )
 from nasagent.strategies.partition import check_formula, resolve_cp
 
+#: the options a preset sets, when neither it nor the caller does: the thesis' synthetic / Lunar / Rover setting
+#: (the reference code's 40 Latin-hypercube initial points)
+DEFAULTS: dict = {"cp": 1.0, "leaf_size": 20, "kernel": "rbf", "gamma": "auto", "n_init": 40, "reuse_region_data": False,
+                  "local_n_init": 30}
 #: hyper-parameters per task family. "synthetic" and "mujoco" are the thesis' (section 5.4, appendix): C_p 1 and
 #: leaf size 20 on synthetic functions, Lunar and Rover; C_p 10, leaf size 100, 30 initial samples on MuJoCo,
 #: with an RBF kernel for the easier tasks and a linear one for the large ones. The others are the reference
 #: code's per-function settings (brief section 2.7).
-# the thesis' synthetic / Lunar / Rover setting (the reference code's 40 Latin-hypercube initial points)
-DEFAULTS: dict = {"cp": 1.0, "leaf_size": 20, "kernel": "rbf", "gamma": "auto", "n_init": 40, "reuse_region_data": False,
-                  "local_n_init": 30}
 PRESETS: dict[str, dict] = {
     "synthetic": {"cp": 1.0, "leaf_size": 20, "kernel": "rbf", "gamma": "auto", "n_init": 40},
     "mujoco": {"cp": 10.0, "leaf_size": 100, "kernel": "rbf", "gamma": "auto", "n_init": 30},
