@@ -756,3 +756,14 @@ def test_lamcts_tell_pairs_values_with_their_own_points_on_a_far_offset_box():
         if solver is not None and hasattr(solver, "U"):
             pts = solver.from_unit(solver.U)
             assert all(abs(np.sum(p - 1e6) - v) < 1e-6 for p, v in zip(pts, solver.y))  # TuRBO's data: each its own value
+
+
+def test_a_control_task_without_its_simulator_is_refused_when_built(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("mujoco", "Box2D") else real(name, *a))
+    for task, missing in (("swimmer", "mujoco"), ("lunar", "Box2D")):
+        with pytest.raises(NasagentError, match=rf"needs {missing}.*nasagent\[control\]"):
+            make_benchmark(task)
+    assert make_benchmark("rover-60").dim == 60  # no simulator needed
