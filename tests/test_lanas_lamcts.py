@@ -750,8 +750,7 @@ def test_lamcts_tell_pairs_values_with_their_own_points_on_a_far_offset_box():
             told[tuple(x)] = v
             opt.tell(x, v)
     assert not opt.pending
-    for X, y in ((opt.X, opt.f), ):
-        assert all(told[tuple(x)] == v for x, v in zip(X, y))
+    assert all(told[tuple(x)] == v for x, v in zip(opt.X, opt.f))  # LA-MCTS's own data
     for solver in [opt.solver, *opt.solvers.values()]:
         if solver is not None and hasattr(solver, "U"):
             pts = solver.from_unit(solver.U)
