@@ -766,3 +766,16 @@ def test_a_control_task_without_its_simulator_is_refused_when_built(monkeypatch)
         with pytest.raises(NasagentError, match=rf"needs {missing}.*nasagent\[control\]"):
             make_benchmark(task)
     assert make_benchmark("rover-60").dim == 60  # no simulator needed
+
+
+def test_minimize_takes_scipy_bounds_and_names_an_unknown_option():
+    from scipy.optimize import Bounds
+
+    def bowl(x):
+        return float(np.sum((x - 0.25) ** 2))
+
+    r = minimize(bowl, Bounds([-1, -1], [1, 1]), budget=30, seed=0, solver="random", n_init=10)
+    assert r.nfev == 30 and np.all(np.abs(np.asarray(r.history_x)) <= 1)
+    assert minimize(bowl, Bounds(-1, 1), budget=5, seed=0, solver="random", n_init=4).x.shape == (1,)  # scalar bounds
+    with pytest.raises(NasagentError, match="no option 'maxiter'.*budget="):
+        minimize(bowl, [(-1, 1)], maxiter=10)

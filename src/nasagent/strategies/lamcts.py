@@ -382,9 +382,21 @@ def minimize(fun, bounds, budget: int = 500, seed: int = 0, batch_size: int = 1,
     ``cp``, ``leaf_size``, ...). Returns ``x``, ``fun`` (best point and value), ``nfev``, ``nfail``,
     ``history_x``, ``history_y`` and ``optimizer`` (for its tree and diagnostics).
     """
+    if hasattr(bounds, "lb") and hasattr(bounds, "ub"):  # scipy.optimize.Bounds
+        lb, ub = np.broadcast_arrays(np.atleast_1d(np.asarray(bounds.lb, dtype=np.float64)),
+                                     np.atleast_1d(np.asarray(bounds.ub, dtype=np.float64)))
+        bounds = np.column_stack([lb, ub])
     b = np.asarray(bounds, dtype=np.float64)
     if b.ndim != 2 or b.shape[1] != 2:
         raise NasagentError(f"bounds must be a list of (low, high) pairs, got an array of shape {b.shape}")
+    import inspect
+
+    allowed = [p for p in inspect.signature(LAMCTSOptimizer.__init__).parameters if p not in ("self", "lower", "upper", "seed",
+                                                                                               "minimize", "batch_size")]
+    unknown = [k for k in options if k not in allowed]
+    if unknown:  # e.g. scipy's maxiter: the budget is ``budget``
+        raise NasagentError(f"minimize has no option {unknown[0]!r} (the evaluation budget is budget=); LA-MCTS options: "
+                            f"{', '.join(allowed)}")
     if not callable(fun):
         raise NasagentError("minimize needs a callable fun(x) -> float")
     if int(budget) < 1 or int(workers) < 1:
