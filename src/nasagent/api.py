@@ -19,7 +19,7 @@ import numpy as np
 
 from nasagent.core import Budget, NasagentError, Objective
 from nasagent.registry import benchmark_factory, benchmark_family, make_benchmark, make_space, make_strategy, strategy_class
-from nasagent.runtime.journal import Journal, claim_run
+from nasagent.runtime.journal import Journal, claim_run, run_holder
 from nasagent.runtime.runner import Progress, Runner, RunResult
 
 JOURNAL_NAME = "journal.db"
@@ -438,8 +438,6 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, RunResult]:
         result = runner.result()
         result.elapsed = runner._elapsed_before
         running = sum(r.status == "running" for r in rows)
-        from nasagent.runtime.journal import run_holder
-
         holder = run_holder(journal.path)
         if holder is not None:
             result.stop_reason = f"still running (in use by {holder})"

@@ -49,10 +49,16 @@ def resolve_target(text: str, space, model, seed: int = 0, samples: int = 200) -
             q = None
     if q is None or not 0 < q < 100:
         raise NasagentError(f"--target must be a positive number, median or pNN with 0 < NN < 100 (e.g. p25); got {text!r}")
-    rng = np.random.default_rng(seed)
-    target = float(np.percentile([model(space.sample(rng)) for _ in range(samples)], q))
+    target = float(np.percentile(_random_costs(space, model, seed, samples), q))
     console.print(f"target {text}: {target:.4g} {model.unit} ({q:g}th percentile of {samples} random architectures)")
     return target
+
+
+def _random_costs(space, model, seed: int, n: int) -> list[float]:
+    """The costs of ``n`` seeded random architectures (profile-latency measures their layers; a relative
+    --target is a percentile of them)."""
+    rng = np.random.default_rng(seed)
+    return [model(space.sample(rng)) for _ in range(int(n))]
 
 
 def _guard(fn):
@@ -171,8 +177,7 @@ def profile_cmd(
 
     def body():
         sp, _, model = _setup(space, data, 0, "latency", table, threads)
-        rng = np.random.default_rng(seed)
-        costs = [model(sp.sample(rng)) for _ in range(int(samples))]
+        costs = _random_costs(sp, model, seed, samples)
         lo, hi = model.achievable()
         model.save()
         console.print(f"{len(model.entries)} layer entries; achievable {lo:.4g}..{hi:.4g} ms; random median {np.median(costs):.4g} ms")

@@ -328,6 +328,22 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
 
 
+def _lock_holder(f) -> str | None:
+    """Try the run's OS lock on the open lock file ``f`` without waiting: None when this process now holds it,
+    else who does (the pid its holder wrote). Other errors (a file system without locks) propagate."""
+    import errno
+    import fcntl
+
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+            raise
+        f.seek(0)
+        return f.read().strip() or "another process"
+    return None
+
+
 def run_holder(journal_path: str | Path) -> str | None:
     """Who holds the run whose journal is ``journal_path`` (e.g. "pid 123"), or None when nobody does."""
     try:
@@ -340,38 +356,36 @@ def run_holder(journal_path: str | Path) -> str | None:
     try:
         with open(lock, "a+") as f:
             try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+                holder = _lock_holder(f)
+            except OSError:  # no lock to be had here: read as held, by whoever wrote the file
                 f.seek(0)
                 return f.read().strip() or "another process"
-            fcntl.flock(f, fcntl.LOCK_UN)
+            if holder is None:
+                fcntl.flock(f, fcntl.LOCK_UN)
+            return holder
     except OSError:  # a read-only folder: nobody can be writing the run there
         return None
-    return None
 
 
 def claim_run(journal_path: str | Path):
     """Take the OS lock of the run whose journal is ``journal_path``; returns the open lock file (closing it
     releases the lock), or None where the OS has no such locks. A run held by another process is refused."""
     try:
-        import fcntl
+        import fcntl  # noqa: F401 - POSIX only
     except ImportError:  # not POSIX: no guard
         return None
-    import errno
     import logging
 
     f = open(str(journal_path) + ".lock", "a+")  # noqa: SIM115 - held open as the lock
     try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):  # e.g. a file system without locks
-            logging.getLogger("nasagent").warning("cannot lock %s (%s); going on without the one-writer guard", f.name, e)
-            return f
-        f.seek(0)
-        holder = f.read().strip() or "another process"
+        holder = _lock_holder(f)
+    except OSError as e:  # e.g. a file system without locks
+        logging.getLogger("nasagent").warning("cannot lock %s (%s); going on without the one-writer guard", f.name, e)
+        return f
+    if holder is not None:
         f.close()
         raise NasagentError(f"{Path(journal_path).parent} is in use by {holder}; wait for it to finish (or stop it) "
-                            "first, or search into another --out") from None
+                            "first, or search into another --out")
     f.seek(0)
     f.truncate()
     f.write(f"pid {os.getpid()}")

@@ -325,10 +325,7 @@ class LAMCTS(Strategy):
 
     def __init__(self, space, seed: int = 0, **options):
         super().__init__(space, seed)
-        import inspect
-
-        allowed = [p for p in inspect.signature(LAMCTSOptimizer.__init__).parameters if p not in ("self", "lower", "upper", "seed", "minimize")]
-        unknown = [k for k in options if k not in allowed]
+        unknown, allowed = _unknown_options(options, fixed=())
         if unknown:
             raise NasagentError(f"strategy 'lamcts' has no option {unknown[0]!r}; its options: {', '.join(allowed)}")
         from nasagent.registry import check_option_types
@@ -347,6 +344,16 @@ class LAMCTS(Strategy):
     @property
     def history(self) -> list[dict]:
         return self.opt.history
+
+
+def _unknown_options(options: dict, fixed: tuple) -> tuple[list[str], list[str]]:
+    """(options ``LAMCTSOptimizer`` does not take, those it does): the caller sets the box, seed and direction, and
+    the names in ``fixed``."""
+    import inspect
+
+    taken = ("self", "lower", "upper", "seed", "minimize", *fixed)
+    allowed = [p for p in inspect.signature(LAMCTSOptimizer.__init__).parameters if p not in taken]
+    return [k for k in options if k not in allowed], allowed
 
 
 def _box_bounds(space, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -389,11 +396,7 @@ def minimize(fun, bounds, budget: int = 500, seed: int = 0, batch_size: int = 1,
     b = np.asarray(bounds, dtype=np.float64)
     if b.ndim != 2 or b.shape[1] != 2:
         raise NasagentError(f"bounds must be a list of (low, high) pairs, got an array of shape {b.shape}")
-    import inspect
-
-    allowed = [p for p in inspect.signature(LAMCTSOptimizer.__init__).parameters if p not in ("self", "lower", "upper", "seed",
-                                                                                               "minimize", "batch_size")]
-    unknown = [k for k in options if k not in allowed]
+    unknown, allowed = _unknown_options(options, fixed=("batch_size",))
     if unknown:  # e.g. scipy's maxiter: the budget is ``budget``
         raise NasagentError(f"minimize has no option {unknown[0]!r} (the evaluation budget is budget=); LA-MCTS options: "
                             f"{', '.join(allowed)}")
