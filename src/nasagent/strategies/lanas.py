@@ -39,6 +39,8 @@ from nasagent.strategies.partition import check_formula, pick, resolve_cp, ucb_s
 POOL_LIMIT = 200_000
 LEAF_SOLVERS = ("random", "gp-ei")
 
+#: the options a preset sets, when neither it nor the caller does (scaled for spaces of 10^4-10^5 architectures)
+DEFAULTS = {"height": 6, "n_init": 20, "n_select": 10, "cp": "auto"}
 PRESETS = {
     # thesis section 4.3.1 (NASBench-101, 4e4 samples): height 8, 200 initial samples, #select = 50
     "thesis": {"height": 8, "n_init": 200, "n_select": 50, "cp": "auto"},
@@ -51,7 +53,8 @@ PRESETS = {
 
 
 class LaNAS(Strategy):
-    """Options (defaults scaled for spaces of 10^4-10^5 architectures; ``preset="thesis"`` restores Ch. 4's):
+    """Options (defaults scaled for spaces of 10^4-10^5 architectures; ``preset="thesis"`` restores Ch. 4's
+    height, initial samples, samples per phase and C_p; any of the four given explicitly wins over the preset):
 
     - ``height`` levels of the complete tree (``2**(height-1)`` leaves), ``n_init`` random samples before the
       first learning phase, ``n_select`` samples per learning phase;
@@ -73,10 +76,10 @@ class LaNAS(Strategy):
         space,
         seed: int = 0,
         preset: str | None = None,
-        height: int = 6,
-        n_init: int = 20,
-        n_select: int = 10,
-        cp: float | str = "auto",
+        height: int | None = None,
+        n_init: int | None = None,
+        n_select: int | None = None,
+        cp: float | str | None = None,
         ucb: str = "log",
         threshold: str = "thesis",
         ridge: float = 1e-3,
@@ -90,11 +93,14 @@ class LaNAS(Strategy):
         leaf_candidates: int = 2000,
     ):
         super().__init__(space, seed)
-        if preset is not None:
-            if preset not in PRESETS:
-                raise NasagentError(f"unknown LaNAS preset {preset!r}; presets: {', '.join(PRESETS)}")
-            p = PRESETS[preset]
-            height, n_init, n_select, cp = p["height"], p["n_init"], p["n_select"], p["cp"]
+        if preset is not None and preset not in PRESETS:
+            raise NasagentError(f"unknown LaNAS preset {preset!r}; presets: {', '.join(PRESETS)}")
+        # options given explicitly win over the preset's, which win over the defaults
+        base = {**DEFAULTS, **PRESETS.get(preset, {})}
+        height = base["height"] if height is None else height
+        n_init = base["n_init"] if n_init is None else n_init
+        n_select = base["n_select"] if n_select is None else n_select
+        cp = base["cp"] if cp is None else cp
         for name, value in (("height", height), ("n_init", n_init), ("n_select", n_select), ("max_tries", max_tries),
                             ("n_candidates", n_candidates), ("leaf_candidates", leaf_candidates)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
