@@ -217,6 +217,21 @@ def test_a_refused_resume_writes_nothing_and_old_or_lockless_runs_still_open(tmp
 
     monkeypatch.setattr(fcntl, "flock", no_locks)
     assert search("nb201", "random", budget=3, seed=0, out=tmp_path / "nolock").samples == 3
+    # without locks, report goes by the pid the lock file names: a finished run, or one whose process is gone,
+    # is not "still running"; one whose process lives is
+    assert load_run(tmp_path / "nolock")[1].stop_reason == "budget exhausted"
+    lock = tmp_path / "nolock" / "journal.db.lock"
+    lock.write_text(f"pid {os.getpid()}")
+    assert load_run(tmp_path / "nolock")[1].stop_reason.startswith("still running")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    import socket
+
+    for text in (f"pid {gone.pid}", f"pid {gone.pid} on {socket.gethostname()}", "pid 99999999999999999999", "pid ²", "junk"):
+        lock.write_text(text)
+        assert load_run(tmp_path / "nolock")[1].stop_reason == "budget exhausted", text
+    lock.write_text(f"pid {gone.pid} on another-host-{socket.gethostname()}")  # cannot be checked from here: held
+    assert load_run(tmp_path / "nolock")[1].stop_reason.startswith("still running")
 
 
 def test_ctrl_c_inside_a_tell_leaves_no_half_updated_snapshot(tmp_path, monkeypatch):
@@ -259,14 +274,30 @@ def test_a_search_refused_before_its_first_trial_leaves_no_run_behind(tmp_path, 
     assert not (tmp_path / "r").exists()  # so the corrected command is not told the folder "already holds a run"
 
 
+def test_release_run_empties_only_a_lock_file_that_names_this_process(tmp_path):
+    from nasagent.runtime.journal import claim_run, release_run
+
+    lock = tmp_path / "j.db.lock"
+    held = claim_run(tmp_path / "j.db")
+    assert lock.read_text().startswith(f"pid {os.getpid()} on ")
+    release_run(held)
+    assert lock.read_text() == ""
+    held = claim_run(tmp_path / "j.db")
+    lock.write_text("pid 12345 on elsewhere")  # a second writer on a file system without locks
+    release_run(held)
+    assert lock.read_text() == "pid 12345 on elsewhere"
+
+
 def test_report_on_a_run_another_process_holds_says_it_is_running(tmp_path):
+    import socket
+
     from nasagent.api import load_run
     from nasagent.runtime.journal import claim_run
 
     search("nb201", "random", budget=5, seed=0, out=tmp_path / "r")
     held = claim_run(tmp_path / "r" / "journal.db")
     try:
-        assert load_run(tmp_path / "r")[1].stop_reason == f"still running (in use by pid {os.getpid()})"
+        assert load_run(tmp_path / "r")[1].stop_reason == f"still running (in use by pid {os.getpid()} on {socket.gethostname()})"
     finally:
         held.close()
     assert load_run(tmp_path / "r")[1].stop_reason == "budget exhausted"

@@ -19,7 +19,7 @@ import numpy as np
 
 from nasagent.core import Budget, NasagentError, Objective
 from nasagent.registry import benchmark_factory, benchmark_family, make_benchmark, make_space, make_strategy, strategy_class
-from nasagent.runtime.journal import Journal, claim_run, run_holder
+from nasagent.runtime.journal import Journal, claim_run, release_run, run_holder
 from nasagent.runtime.runner import Progress, Runner, RunResult
 
 JOURNAL_NAME = "journal.db"
@@ -316,7 +316,7 @@ def search(
                                 f"nasagent.resume), write to another folder, or replace it (--overwrite, overwrite=True)")
         held = claim_run(jpath)  # never delete a run another process is writing
         if held is not None:
-            held.close()
+            release_run(held)
         for suffix in ("", "-wal", "-shm"):
             Path(str(jpath) + suffix).unlink(missing_ok=True)
         # everything nasagent wrote for the old run: its supernets and search checkpoints would be picked up as if

@@ -305,7 +305,7 @@ class Journal:
         except sqlite3.Error:
             pass
         if self._lock_file is not None:
-            self._lock_file.close()  # releases the lock
+            release_run(self._lock_file)
             self._lock_file = None
 
 
@@ -345,7 +345,7 @@ def _lock_holder(f) -> str | None:
 
 
 def run_holder(journal_path: str | Path) -> str | None:
-    """Who holds the run whose journal is ``journal_path`` (e.g. "pid 123"), or None when nobody does."""
+    """Who holds the run whose journal is ``journal_path`` (e.g. "pid 123 on HOST"), or None when nobody does."""
     try:
         import fcntl
     except ImportError:
@@ -357,9 +357,9 @@ def run_holder(journal_path: str | Path) -> str | None:
         with open(lock, "a+") as f:
             try:
                 holder = _lock_holder(f)
-            except OSError:  # no lock to be had here: read as held, by whoever wrote the file
+            except OSError:  # no lock to be had here: held while the process that wrote its pid is alive
                 f.seek(0)
-                return f.read().strip() or "another process"
+                return _live_writer(f.read().strip())
             if holder is None:
                 fcntl.flock(f, fcntl.LOCK_UN)
             return holder
@@ -381,16 +381,60 @@ def claim_run(journal_path: str | Path):
         holder = _lock_holder(f)
     except OSError as e:  # e.g. a file system without locks
         logging.getLogger("nasagent").warning("cannot lock %s (%s); going on without the one-writer guard", f.name, e)
+        _write_pid(f)  # so that ``run_holder`` can tell a live run from a finished one
         return f
     if holder is not None:
         f.close()
         raise NasagentError(f"{Path(journal_path).parent} is in use by {holder}; wait for it to finish (or stop it) "
                             "first, or search into another --out")
+    _write_pid(f)
+    return f
+
+
+def release_run(f) -> None:
+    """Close the lock file ``claim_run`` returned (which releases the lock), first emptying it if it still names
+    this process: the run is over, and ``run_holder`` reads the file where there are no OS locks."""
+    try:
+        f.seek(0)
+        if f.read().strip() == _me():
+            f.seek(0)
+            f.truncate()
+    except OSError:
+        pass
+    f.close()
+
+
+def _me() -> str:
+    import socket
+
+    return f"pid {os.getpid()} on {socket.gethostname()}"
+
+
+def _write_pid(f) -> None:
     f.seek(0)
     f.truncate()
-    f.write(f"pid {os.getpid()}")
+    f.write(_me())
     f.flush()
-    return f
+
+
+def _live_writer(text: str) -> str | None:
+    """Where no OS lock can be had: who the lock file names ("pid N on HOST") while that process may be alive;
+    None (nobody) for an empty file or a process of this host that has ended. A process on another host cannot
+    be checked from here and counts as alive."""
+    import socket
+
+    parts = text.split()
+    if len(parts) < 2 or parts[0] != "pid" or not (parts[1].isascii() and parts[1].isdigit()) or not 0 < int(parts[1]) < 2**31:
+        return None  # not a pid this module wrote
+    if len(parts) >= 4 and parts[2] == "on" and parts[3] != socket.gethostname():
+        return text
+    try:
+        os.kill(int(parts[1]), 0)
+    except (ProcessLookupError, OverflowError):
+        return None
+    except OSError:  # alive, owned by another user
+        pass
+    return text
 
 
 def _dump(v) -> str | None:
