@@ -49,7 +49,16 @@ METHODS: dict[str, tuple[str, dict]] = {
     "lamcts-cmaes": ("lamcts", {"solver": "cmaes", "preset": "synthetic"}),
     # not the thesis: COBYLA (scipy) as the local solver, started at the region's best point
     "lamcts-cobyla": ("lamcts", {"solver": "cobyla", "preset": "synthetic"}),
+    # not the thesis: the box's centre as the first initial point and COBYLA's first step a sixth of the box
+    # (nevergrad's default step, the one NGOpt's COBYLA takes); "-spread" keeps the region-spread step
+    "lamcts-cobyla-centre": ("lamcts", {"solver": "cobyla", "preset": "synthetic", "init": "centre+lhs",
+                                        "cobyla_rhobeg": 1 / 6}),
+    "lamcts-cobyla-centre-spread": ("lamcts", {"solver": "cobyla", "preset": "synthetic", "init": "centre+lhs"}),
     "turbo": ("turbo", {}),
+    # not the reference: the trust region halves after 3 failed batches instead of ceil(d / batch) (10 at 100-D)
+    "turbo-failtol3": ("turbo", {"failtol": 3}),
+    "lamcts-turbo-reuse-failtol3": ("lamcts", {"solver": "turbo", "cp": 1.0, "leaf_size": 20, "n_init": 20,
+                                               "reuse_region_data": True, "local_n_init": 5, "turbo_failtol": 3}),
     "cmaes": ("cmaes", {}),
     "optuna-tpe": ("optuna-tpe", {}),
     "ngopt": ("ngopt", {}),
@@ -206,6 +215,9 @@ def summarise(name: str, tasks: list[str], methods: list[str], seeds: int, budge
             claims[task]["lamcts_best_or_tied"] = all(v in ("win", "tie") for k, v in claims[task].items() if k.startswith("vs_"))
             claims[task]["each_variant"] = {  # every LA-MCTS variant against every peer, same rule
                 v: {f"vs_{o}": beats(best[(task, v)], best[(task, o)], lower_is_better=sign < 0) for o in others} for v in lamcts}
+            # the variants that lose to no peer (the best mean above may lose where a noisier variant only ties)
+            claims[task]["variants_best_or_tied"] = [v for v, vs in claims[task]["each_variant"].items()
+                                                     if all(r in ("win", "tie") for r in vs.values())]
     ratios = {}
     for task in tasks:
         if "lamcts-turbo" in methods and "turbo" in methods:

@@ -635,6 +635,34 @@ def test_turbo_judges_a_batch_against_the_best_before_it():
     assert s.length == 2 * TurboSolver.length_init  # succtol = 3 successes double the trust region
 
 
+def test_turbo_failtol_sets_how_many_failed_batches_halve_the_trust_region():
+    from nasagent.strategies.local_solvers import TurboSolver
+
+    def run(**kw):
+        s = TurboSolver(np.zeros(20), np.ones(20), np.random.default_rng(0), n_init=2, batch_size=2, **kw)
+        for _ in range(2):
+            s.tell(s.ask(), 1.0)
+        for k in range(3):  # three batches, none better than the initial points
+            s.tell(np.full(20, 0.1 * k), 0.0)
+            s.tell(np.full(20, 0.2), 0.0)
+        return s
+
+    assert run().failtol == 10 and run().length == TurboSolver.length_init  # the reference: ceil(20 / 2) batches
+    assert run(failtol=3).length == TurboSolver.length_init / 2
+    assert make_strategy("turbo", make_space("box-20"), failtol=3).solvers[0].failtol == 3
+    opt = LAMCTSOptimizer(np.zeros(20), np.ones(20), n_init=4, turbo_failtol=2)
+    for _ in range(4):
+        x = opt.ask()
+        opt.tell(x, float(x.sum()))
+    opt.ask()
+    assert opt.solver.failtol == 2
+    with pytest.raises(NasagentError, match="failtol"):
+        make_strategy("turbo", make_space("box-20"), failtol=0)
+    with pytest.raises(NasagentError, match="turbo_failtol"):
+        LAMCTSOptimizer(np.zeros(2), np.ones(2), turbo_failtol=1.5)
+    assert make_strategy("turbo", make_space("box-20"), failtol=3.0).solvers[0].failtol == 3  # 3.0 from a config file
+
+
 def test_cmaes_solver_learns_only_from_its_own_draws_whatever_the_order():
     from nasagent.strategies.local_solvers import CMAESSolver
 
@@ -705,6 +733,33 @@ def test_lamcts_explicit_options_win_over_the_preset():
     assert LAMCTSOptimizer([0], [1]).n_init == 40 and LAMCTSOptimizer([0], [1], preset="small-budget").local_n_init == 5
     with pytest.raises(NasagentError, match="leaf_size"):
         make_strategy("lamcts", make_space("box-2"), leaf_size="abc")
+
+
+def test_lanas_explicit_options_win_over_the_preset(nb201):
+    strat = LaNAS(nb201.space, preset="thesis", height=4, n_init=30)
+    assert (strat.height, strat.n_init, strat.n_select, strat.cp) == (4, 30, 50, "auto")  # the rest from the preset
+    plain = LaNAS(nb201.space)
+    assert (plain.height, plain.n_init, plain.n_select, plain.cp) == (6, 20, 10, "auto")
+    assert LaNAS(nb201.space, preset="oneshot").cp == 10.0
+
+
+def test_lamcts_centre_initial_design_and_cobyla_step():
+    lower, upper = np.array([-5.0, 0.0, 10.0]), np.array([10.0, 1.0, 30.0])
+    opt = LAMCTSOptimizer(lower, upper, seed=0, init="centre+lhs", n_init=6, solver="cobyla", cobyla_rhobeg=0.1)
+    first = [opt.ask() for _ in range(6)]
+    assert np.allclose(first[0], (lower + upper) / 2)  # the centre first, then 5 Latin-hypercube points
+    assert len({tuple(x) for x in first}) == 6
+    plain = LAMCTSOptimizer(lower, upper, seed=0, n_init=6)
+    assert not any(np.allclose(plain.ask(), (lower + upper) / 2) for _ in range(6))  # the thesis' design has no centre
+    for x in first:
+        opt.tell(x, float(np.sum(((x - lower) / (upper - lower) - 0.3) ** 2)))
+    opt.ask()
+    assert opt.solver.rhobeg == 0.1
+    with pytest.raises(NasagentError, match="init"):
+        LAMCTSOptimizer(lower, upper, init="centre")
+    for bad in (2.0, 1e-6, True, "0.1"):  # COBYLA's last step is 1e-6: a first step must be larger
+        with pytest.raises(NasagentError, match="cobyla_rhobeg"):
+            LAMCTSOptimizer(lower, upper, cobyla_rhobeg=bad)
 
 
 def test_lamcts_tree_dump_means_are_the_callers_values():

@@ -26,15 +26,20 @@ from nasagent.core import NasagentError, Result, Trial
 from nasagent.strategies.base import Proposal, Strategy
 from nasagent.strategies.lamcts_tree import KERNELS, SAMPLERS, PartitionTree, sample_region
 from nasagent.strategies.local_solvers import (
+    COBYLA_RHOEND,
     BOSolver,
     CMAESSolver,
     CobylaSolver,
     RandomSolver,
     TurboSolver,
+    check_failtol,
     check_solver,
 )
 from nasagent.strategies.partition import check_formula, resolve_cp
 
+#: initial designs: the reference code's Latin hypercube, uniform draws, or either with the box's centre as the
+#: first point (not the thesis; nevergrad's optimisers and most designs of experiments start at the centre)
+INITS = ("lhs", "random", "centre+lhs", "centre+random")
 #: the options a preset sets, when neither it nor the caller does: the thesis' synthetic / Lunar / Rover setting
 #: (the reference code's 40 Latin-hypercube initial points)
 DEFAULTS: dict = {"cp": 1.0, "leaf_size": 20, "kernel": "rbf", "gamma": "auto", "n_init": 40, "reuse_region_data": False,
@@ -89,8 +94,10 @@ class LAMCTSOptimizer:
         reuse_region_data: bool | None = None,
         ts: str = "pathwise",
         gp_steps_warm: int = 10,
+        turbo_failtol: int | None = None,
         cmaes_sigma: float | None = None,
         cmaes_patience: int = 10,
+        cobyla_rhobeg: float | None = None,
         keep_trees: bool = False,
     ):
         if preset is not None and preset not in PRESETS:
@@ -117,8 +124,12 @@ class LAMCTSOptimizer:
             raise NasagentError(f"unknown SVM kernel {kernel!r}; kernels: {', '.join(KERNELS)}")
         if region_sampler not in SAMPLERS:
             raise NasagentError(f"unknown region sampler {region_sampler!r}; samplers: {', '.join(SAMPLERS)}")
-        if init not in ("lhs", "random"):
-            raise NasagentError(f"LA-MCTS init must be 'lhs' or 'random', got {init!r}")
+        if init not in INITS:
+            raise NasagentError(f"LA-MCTS init must be one of {', '.join(map(repr, INITS))}, got {init!r}")
+        if cobyla_rhobeg is not None and (isinstance(cobyla_rhobeg, bool) or not isinstance(cobyla_rhobeg, (int, float, np.number))
+                                          or not COBYLA_RHOEND < cobyla_rhobeg <= 1):
+            raise NasagentError(f"cobyla_rhobeg is COBYLA's first step in unit-cube coordinates, a number in "
+                                f"({COBYLA_RHOEND:g}, 1]; got {cobyla_rhobeg!r}")
         if int(n_init) < 2 or int(leaf_size) < 2 or int(batch_size) < 1 or int(local_n_init) < 1:
             raise NasagentError(
                 f"LA-MCTS needs n_init >= 2, leaf_size >= 2, batch_size >= 1, local_n_init >= 1; "
@@ -139,7 +150,9 @@ class LAMCTSOptimizer:
         self.kmeans_scale, self.assign, self.batch_size = kmeans_scale, assign, int(batch_size)
         self.region_sampler, self.local_n_init, self.reuse_region_data = region_sampler, int(local_n_init), bool(reuse_region_data)
         self.ts, self.gp_steps_warm = ts, int(gp_steps_warm)
+        self.turbo_failtol = check_failtol(turbo_failtol, "turbo_failtol")
         self.cmaes_sigma, self.cmaes_patience = cmaes_sigma, int(cmaes_patience)
+        self.cobyla_rhobeg = None if cobyla_rhobeg is None else float(cobyla_rhobeg)
         self.keep_trees = keep_trees
         PartitionTree(np.zeros((0, self.dim)), np.zeros(0), lo, hi, leaf_size, kernel, gamma, kmeans_scale, assign)  # validates
         self.rng = np.random.default_rng(seed)
@@ -232,12 +245,16 @@ class LAMCTSOptimizer:
 
     # -- internals ------------------------------------------------------------------------------------------------
     def _initial_design(self) -> np.ndarray:
-        if self.init == "lhs":
+        centre = self.init.startswith("centre+")
+        n = self.n_init - centre
+        if self.init.endswith("lhs"):
             from scipy.stats import qmc
 
-            U = qmc.LatinHypercube(self.dim, seed=self.rng).random(self.n_init)
+            U = qmc.LatinHypercube(self.dim, seed=self.rng).random(n)
         else:
-            U = self.rng.random((self.n_init, self.dim))
+            U = self.rng.random((n, self.dim))
+        if centre:
+            U = np.vstack([np.full((1, self.dim), 0.5), U])
         return self.lower + U * (self.upper - self.lower)
 
     def build_tree(self) -> PartitionTree:
@@ -256,7 +273,7 @@ class LAMCTSOptimizer:
         if name == "turbo":
             solver = TurboSolver(self.lower, self.upper, self.rng, reg, n_init=self.local_n_init, batch_size=self.batch_size,
                                  init="region", centres=Xin, prior=(Xin, fin) if self.reuse_region_data else None,
-                                 ts=self.ts, gp_steps_warm=self.gp_steps_warm)
+                                 ts=self.ts, gp_steps_warm=self.gp_steps_warm, failtol=getattr(self, "turbo_failtol", None))
         elif name == "bo":
             solver = BOSolver(self.lower, self.upper, self.rng, reg, data=(self.X, self.f), pending=pending, centres=Xin,
                               batch_size=self.batch_size, theta=self.bo_theta)
@@ -267,8 +284,9 @@ class LAMCTSOptimizer:
             solver = CMAESSolver(self.lower, self.upper, self.rng, reg, mean=mean, sigma=sigma, patience=self.cmaes_patience)
         elif name == "cobyla":
             start, start_value = self._cobyla_start(Xin, fin, region)
-            solver = CobylaSolver(self.lower, self.upper, self.rng, reg, start=start, start_value=start_value,
-                                  rhobeg=self._region_step(Xin))
+            step = getattr(self, "cobyla_rhobeg", None)  # absent from snapshots older than the option
+            rhobeg = step if step is not None else self._region_step(Xin)
+            solver = CobylaSolver(self.lower, self.upper, self.rng, reg, start=start, start_value=start_value, rhobeg=rhobeg)
         else:
             solver = RandomSolver(self.lower, self.upper, self.rng, reg, centres=Xin, batch_size=self.batch_size)
         self.solver = solver

@@ -101,6 +101,17 @@ class RandomSolver(LocalSolver):
         return self.region_points(1)[0]
 
 
+def check_failtol(value, name: str) -> int | None:
+    """A TuRBO failure tolerance: None (the reference rule) or a whole number >= 1 (3.0 from a config file is 3)."""
+    if value is None:
+        return None
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    if not ok or not math.isfinite(value) or not float(value).is_integer() or value < 1:
+        raise NasagentError(f"{name} must be a whole number >= 1 (failed batches before the trust region halves), "
+                            f"got {value!r}")
+    return int(value)
+
+
 # -- TuRBO-1 -----------------------------------------------------------------------------------------------------
 class TurboSolver(LocalSolver):
     """One TuRBO-1 run (until its trust region collapses); defaults are the TuRBO reference code's."""
@@ -125,14 +136,18 @@ class TurboSolver(LocalSolver):
         gp_steps_warm: int = 10,
         max_gp_points: int = 2000,
         hypers: dict | None = None,
+        failtol: int | None = None,
     ):
         super().__init__(lower, upper, rng, region)
         if ts not in ("pathwise", "exact"):
             raise NasagentError(f"TuRBO ts must be 'pathwise' or 'exact', got {ts!r}")
+        failtol = check_failtol(failtol, "TuRBO failtol")
         self.batch_size = max(1, int(batch_size))
         self.n_cand = int(n_cand or min(100 * self.dim, 5000))
         self.ts, self.gp_steps, self.gp_steps_warm, self.max_gp_points = ts, int(gp_steps), int(gp_steps_warm), int(max_gp_points)
-        self.failtol = math.ceil(max(4.0 / self.batch_size, self.dim / self.batch_size))
+        # the reference rule waits d / batch failed batches before halving the trust region (10 at 100-D, batch 10);
+        # ``failtol`` sets it directly (not the reference: a region that shrinks faster, for small budgets in many dimensions)
+        self.failtol = failtol if failtol is not None else math.ceil(max(4.0 / self.batch_size, self.dim / self.batch_size))
         self.length = self.length_init
         self.succ = self.fail = 0
         self.hypers = hypers  # warm start for the GP hyper-parameters (numpy arrays by parameter name)
@@ -408,6 +423,7 @@ class CMAESSolver(LocalSolver):
 
 
 # -- COBYLA ---------------------------------------------------------------------------------------------------------
+COBYLA_RHOEND = 1e-6  # the step at which a COBYLA run ends (unit-cube coordinates)
 _FINISHED = object()  # COBYLA returned: no more points
 _STOP = object()  # told to the COBYLA thread when its solver is dropped mid-run
 
@@ -452,7 +468,7 @@ class CobylaSolver(LocalSolver):
     """
 
     def __init__(self, lower, upper, rng, region: Region | None = None, start: np.ndarray | None = None,
-                 start_value: float | None = None, rhobeg: float = 0.25, rhoend: float = 1e-6,
+                 start_value: float | None = None, rhobeg: float = 0.25, rhoend: float = COBYLA_RHOEND,
                  max_evals: int = 100_000):
         super().__init__(lower, upper, rng, region)
         if not 0 < rhoend < rhobeg:

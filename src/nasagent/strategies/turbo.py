@@ -2,7 +2,8 @@
 
 The same ``TurboSolver`` that LA-MCTS runs inside its regions, here over the whole box with a Latin-hypercube
 initial design of ``n_init`` points per restart (30, as the thesis' TuRBO baseline). Defaults are the TuRBO
-reference code's (see ``local_solvers.py``); ``batch_size`` points per Thompson-sampling step.
+reference code's (see ``local_solvers.py``); ``batch_size`` points per Thompson-sampling step; ``failtol`` failed
+batches halve the trust region (default: the reference's ceil(max(4, d) / batch_size)).
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from nasagent.strategies.local_solvers import TurboSolver
 
 class TuRBO(Strategy):
     def __init__(self, space, seed: int = 0, n_init: int = 30, batch_size: int = 1, ts: str = "pathwise",
-                 n_cand: int | None = None, gp_steps_warm: int = 10):
+                 n_cand: int | None = None, gp_steps_warm: int = 10, failtol: int | None = None):
         super().__init__(space, seed)
         self.lower, self.upper = _box_bounds(space, "turbo")
         if int(n_init) < 2 or int(batch_size) < 1:
             raise NasagentError(f"turbo needs n_init >= 2 and batch_size >= 1, got {n_init} and {batch_size}")
         self.options = {"n_init": int(n_init), "batch_size": int(batch_size), "ts": ts, "n_cand": n_cand,
-                        "gp_steps_warm": int(gp_steps_warm)}
+                        "gp_steps_warm": int(gp_steps_warm), "failtol": failtol}
         self.solvers: dict[int, TurboSolver] = {}
         self.current = -1
         self.restarts = 0
