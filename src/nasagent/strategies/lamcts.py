@@ -35,7 +35,7 @@ from nasagent.strategies.local_solvers import (
     check_failtol,
     check_solver,
 )
-from nasagent.strategies.partition import check_formula, resolve_cp
+from nasagent.strategies.partition import check_formula, resolve_cp, resolve_preset
 
 #: initial designs: the reference code's Latin hypercube, uniform draws, or either with the box's centre as the
 #: first point (not the thesis; nevergrad's optimisers and most designs of experiments start at the centre)
@@ -100,17 +100,10 @@ class LAMCTSOptimizer:
         cobyla_rhobeg: float | None = None,
         keep_trees: bool = False,
     ):
-        if preset is not None and preset not in PRESETS:
-            raise NasagentError(f"unknown LA-MCTS preset {preset!r}; presets: {', '.join(PRESETS)}")
-        # options given explicitly win over the preset's, which win over the defaults
-        base = {**DEFAULTS, **PRESETS.get(preset, {})}
-        cp = base["cp"] if cp is None else cp
-        leaf_size = base["leaf_size"] if leaf_size is None else leaf_size
-        kernel = base["kernel"] if kernel is None else kernel
-        gamma = base["gamma"] if gamma is None else gamma
-        n_init = base["n_init"] if n_init is None else n_init
-        reuse_region_data = base["reuse_region_data"] if reuse_region_data is None else reuse_region_data
-        local_n_init = base["local_n_init"] if local_n_init is None else local_n_init
+        o = resolve_preset("LA-MCTS", preset, PRESETS, DEFAULTS, cp=cp, leaf_size=leaf_size, kernel=kernel, gamma=gamma,
+                           n_init=n_init, reuse_region_data=reuse_region_data, local_n_init=local_n_init)
+        cp, leaf_size, kernel, gamma = o["cp"], o["leaf_size"], o["kernel"], o["gamma"]
+        n_init, reuse_region_data, local_n_init = o["n_init"], o["reuse_region_data"], o["local_n_init"]
         lo = np.atleast_1d(np.asarray(lower, dtype=np.float64))
         hi = np.atleast_1d(np.asarray(upper, dtype=np.float64))
         if lo.shape != hi.shape or lo.ndim != 1 or lo.size == 0:

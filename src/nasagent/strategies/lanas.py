@@ -33,7 +33,7 @@ import numpy as np
 
 from nasagent.core import NasagentError, Result, SpaceExhausted, Trial
 from nasagent.strategies.base import Proposal, Strategy
-from nasagent.strategies.partition import check_formula, pick, resolve_cp, ucb_score
+from nasagent.strategies.partition import check_formula, pick, resolve_cp, resolve_preset, ucb_score
 
 #: enumerable spaces up to this size are encoded once and sampled exactly (no rejection loop)
 POOL_LIMIT = 200_000
@@ -93,14 +93,8 @@ class LaNAS(Strategy):
         leaf_candidates: int = 2000,
     ):
         super().__init__(space, seed)
-        if preset is not None and preset not in PRESETS:
-            raise NasagentError(f"unknown LaNAS preset {preset!r}; presets: {', '.join(PRESETS)}")
-        # options given explicitly win over the preset's, which win over the defaults
-        base = {**DEFAULTS, **PRESETS.get(preset, {})}
-        height = base["height"] if height is None else height
-        n_init = base["n_init"] if n_init is None else n_init
-        n_select = base["n_select"] if n_select is None else n_select
-        cp = base["cp"] if cp is None else cp
+        o = resolve_preset("LaNAS", preset, PRESETS, DEFAULTS, height=height, n_init=n_init, n_select=n_select, cp=cp)
+        height, n_init, n_select, cp = o["height"], o["n_init"], o["n_select"], o["cp"]
         for name, value in (("height", height), ("n_init", n_init), ("n_select", n_select), ("max_tries", max_tries),
                             ("n_candidates", n_candidates), ("leaf_candidates", leaf_candidates)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

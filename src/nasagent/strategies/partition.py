@@ -63,6 +63,15 @@ def resolve_cp(cp, scores) -> float:
     return cp
 
 
+def resolve_preset(strategy: str, preset: str | None, presets: dict, defaults: dict, **given) -> dict:
+    """The options ``given`` with each None filled from the preset, else from the defaults: an option given
+    explicitly wins over the preset's, which wins over the default."""
+    if preset is not None and preset not in presets:
+        raise NasagentError(f"unknown {strategy} preset {preset!r}; presets: {', '.join(presets)}")
+    base = {**defaults, **presets.get(preset, {})}
+    return {k: base[k] if v is None else v for k, v in given.items()}
+
+
 def check_formula(formula: str) -> str:
     if formula not in UCB_FORMULAS:
         raise NasagentError(f"unknown UCB formula {formula!r}; formulas: {', '.join(UCB_FORMULAS)}")
