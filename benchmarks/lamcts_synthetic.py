@@ -54,6 +54,11 @@ METHODS: dict[str, tuple[str, dict]] = {
     "lamcts-cobyla-centre": ("lamcts", {"solver": "cobyla", "preset": "synthetic", "init": "centre+lhs",
                                         "cobyla_rhobeg": 1 / 6}),
     "lamcts-cobyla-centre-spread": ("lamcts", {"solver": "cobyla", "preset": "synthetic", "init": "centre+lhs"}),
+    # not the thesis: as above, with COBYLA unconstrained and its points clipped into the box (nevergrad's way)
+    # instead of the box's faces as COBYLA constraints
+    "lamcts-cobyla-clip": ("lamcts", {"solver": "cobyla", "preset": "synthetic", "cobyla_bounds": "clip"}),
+    "lamcts-cobyla-centre-clip": ("lamcts", {"solver": "cobyla", "preset": "synthetic", "init": "centre+lhs",
+                                             "cobyla_rhobeg": 1 / 6, "cobyla_bounds": "clip"}),
     "turbo": ("turbo", {}),
     # not the reference: the trust region halves after 3 failed batches instead of ceil(d / batch) (10 at 100-D)
     "turbo-failtol3": ("turbo", {"failtol": 3}),

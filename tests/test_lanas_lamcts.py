@@ -284,6 +284,82 @@ def test_minimize_counts_every_evaluation_and_improves():
     assert np.allclose(again.x, r.x)  # seeded
 
 
+def test_minimize_journal_resumes_a_killed_run_without_calling_fun_again(tmp_path):
+    """With ``journal=``, a minimize killed mid-run (here by KeyboardInterrupt at call 25) and called again replays
+    the journalled values, failures included, calls ``fun`` only for the rest, and ends exactly where a run that
+    was never interrupted ends; a call with other settings is refused with the setting named."""
+    opts = {"seed": 3, "solver": "random", "n_init": 10, "leaf_size": 8, "batch_size": 2, "workers": 2}
+    calls = []
+
+    def fun(x):
+        calls.append(1)
+        if len(calls) == 25 and stop[0]:
+            raise KeyboardInterrupt
+        return None if abs(x[0]) < 0.3 else _sphere(x)  # a failure depends on the point: it must replay as one
+
+    stop = [False]
+    straight = minimize(fun, [(-2, 2)] * 3, budget=40, **opts)
+    assert straight.nfail > 0
+    path = tmp_path / "opt.db"
+    calls.clear()
+    stop[0] = True
+    with pytest.raises(KeyboardInterrupt):
+        minimize(fun, [(-2, 2)] * 3, budget=40, journal=path, **opts)
+    stop[0] = False
+    calls.clear()
+    seen = []
+    resumed = minimize(fun, [(-2, 2)] * 3, budget=40, journal=path, callback=lambda x, y: seen.append(y), **opts)
+    # 24 evaluations before the interrupted one, and perhaps its batch sibling, which finished in the other thread
+    assert resumed.replayed in (24, 25) and len(calls) == len(seen) == 40 - resumed.replayed
+    assert np.array_equal(resumed.history_x, straight.history_x) and resumed.nfail == straight.nfail
+    calls.clear()
+    more = minimize(fun, [(-2, 2)] * 3, budget=50, journal=path, **opts)  # a larger budget goes on from 40
+    assert more.replayed == 40 and len(calls) == 10
+    with pytest.raises(NasagentError, match="seed"):
+        minimize(fun, [(-2, 2)] * 3, budget=50, journal=path, **{**opts, "seed": 4})
+    from nasagent.api import load_run
+
+    with pytest.raises(NasagentError, match="minimize"):  # 'nasagent report' on it: what it is, not a bare error
+        load_run(path)
+    from nasagent.runtime.journal import Journal
+
+    search_run = Journal(tmp_path / "search.db")
+    search_run.set_meta("config", {"benchmark": "nb201"})
+    search_run.close()
+    with pytest.raises(NasagentError, match="nasagent search"):  # a search's journal is never mixed into
+        minimize(fun, [(-2, 2)] * 3, budget=5, journal=tmp_path / "search.db", **opts)
+    with pytest.raises(NasagentError, match="not plain data"):
+        minimize(fun, [(-2, 2)] * 3, budget=5, journal=tmp_path / "other.db", **{**opts, "cmaes_sigma": object()})
+    minimize(fun, [(-2, 2)] * 3, budget=10, journal=tmp_path / "np.db", **{**opts, "cp": np.float32(2.0)})
+    again = minimize(fun, [(-2, 2)] * 3, budget=10, journal=tmp_path / "np.db", **{**opts, "cp": 2.0})
+    assert again.replayed == 10  # a numpy number is stored as the plain one
+
+
+def test_minimize_journal_that_no_longer_replays_is_kept_as_observations(tmp_path, caplog):
+    """When the optimiser stops asking for the journalled points (another version, or floating point that differs
+    between machines), the rest of the journal is told as observations, with a warning: every journalled value
+    stays in the run and counts against the budget, and no row is overwritten."""
+    import json
+    import sqlite3
+
+    opts = {"seed": 0, "solver": "random", "n_init": 8, "leaf_size": 6}
+    path = tmp_path / "opt.db"
+    first = minimize(_sphere, [(-2, 2)] * 2, budget=30, journal=path, **opts)
+    db = sqlite3.connect(path)
+    db.execute("UPDATE trials SET arch=? WHERE number=20", (json.dumps([0.25, 0.25]),))  # as if asked elsewhere
+    db.commit()
+    db.close()
+    calls = []
+    with caplog.at_level("WARNING", logger="nasagent"):
+        r = minimize(lambda x: calls.append(1) or _sphere(x), [(-2, 2)] * 2, budget=40, journal=path, **opts)
+    assert "other points than the journal holds" in caplog.text
+    assert r.replayed == 30 and len(calls) == 10 and r.nfev == 40
+    assert np.array_equal(r.history_y[:30], first.history_y)  # the first 20 replayed, the next 10 as observations
+    assert np.array_equal(r.history_x[20], [0.25, 0.25]) and len(r.optimizer.f) == 40  # all told to LA-MCTS
+    again = minimize(_sphere, [(-2, 2)] * 2, budget=40, journal=path, **opts)  # all 40 rows kept, none overwritten
+    assert again.replayed == 40 and sorted(again.history_y) == sorted(r.history_y)
+
+
 def test_turbo_keeps_to_the_region_the_thesis_way():
     """The thesis' three changes to TuRBO-1 inside LA-MCTS: (a) its initial design is drawn inside the region,
     (b) the trust region is centred on the best point *inside* the region, (c) candidates are the trust region
@@ -364,6 +440,53 @@ def test_cobyla_solver_is_scipys_cobyla_through_ask_tell():
     assert solver.values[4] == max(solver.values[:4]) and not solver.done
     with pytest.raises(NasagentError, match="rhoend < rhobeg"):
         CobylaSolver(lo, hi, np.random.default_rng(0), rhobeg=0.1, rhoend=0.2)
+
+
+def test_cobyla_solver_clip_mode_is_unconstrained_cobyla_on_clipped_points():
+    """``bounds="clip"``: the solver proposes what scipy's COBYLA without bounds evaluates when every point is clipped
+    into the box, which is not what the constrained run proposes; points stay in the box; a snapshot replays it."""
+    import pickle
+
+    from scipy.optimize import minimize as scipy_minimize
+
+    from nasagent.strategies.local_solvers import CobylaSolver
+
+    lo, hi = np.full(3, -2.0), np.full(3, 2.0)
+    target = np.array([0.3, 2.5, -2.6])  # two coordinates of the optimum lie outside the box
+
+    def f(x):
+        return float(np.sum((x - target) ** 2))
+
+    start = np.array([1.5, 1.5, -1.5])
+    seen = []
+
+    def in_unit(u):
+        x = lo + np.clip(u, 0, 1) * (hi - lo)
+        seen.append(x)
+        return f(x)
+
+    scipy_minimize(in_unit, (start - lo) / (hi - lo), method="COBYLA", options={"rhobeg": 0.2, "tol": 1e-6, "maxiter": 60})
+
+    def drive(solver, n):
+        asked = []
+        for _ in range(n):
+            x = solver.ask()
+            asked.append(x)
+            solver.tell(x, -f(x))
+        return np.array(asked)
+
+    n = len(seen)
+    clip = drive(CobylaSolver(lo, hi, np.random.default_rng(0), start=start, rhobeg=0.2, bounds="clip"), n)
+    boxed = drive(CobylaSolver(lo, hi, np.random.default_rng(0), start=start, rhobeg=0.2), n)
+    assert n > 20 and np.allclose(clip, seen)
+    assert not np.allclose(clip, boxed)
+    assert (clip >= lo).all() and (clip <= hi).all()
+    a = CobylaSolver(lo, hi, np.random.default_rng(0), start=start, rhobeg=0.2, bounds="clip")
+    drive(a, 20)
+    b = pickle.loads(pickle.dumps(a))
+    assert np.allclose(drive(a, 10), drive(b, 10))
+    with pytest.raises(NasagentError, match="COBYLA bounds"):
+        CobylaSolver(lo, hi, np.random.default_rng(0), bounds="reflect")
 
 
 def test_cobyla_solver_snapshot_replays_and_extra_asks_wait():
@@ -754,7 +877,14 @@ def test_lamcts_centre_initial_design_and_cobyla_step():
     for x in first:
         opt.tell(x, float(np.sum(((x - lower) / (upper - lower) - 0.3) ** 2)))
     opt.ask()
-    assert opt.solver.rhobeg == 0.1
+    assert opt.solver.rhobeg == 0.1 and opt.solver.bounds == "constraints"
+    clipped = LAMCTSOptimizer(lower, upper, seed=0, init="centre+lhs", n_init=6, solver="cobyla", cobyla_bounds="clip")
+    for x in [clipped.ask() for _ in range(6)]:
+        clipped.tell(x, float(np.sum(((x - lower) / (upper - lower) - 0.3) ** 2)))
+    clipped.ask()
+    assert clipped.solver.bounds == "clip"
+    with pytest.raises(NasagentError, match="COBYLA bounds"):
+        LAMCTSOptimizer(lower, upper, cobyla_bounds="none")
     with pytest.raises(NasagentError, match="init"):
         LAMCTSOptimizer(lower, upper, init="centre")
     for bad in (2.0, 1e-6, True, "0.1"):  # COBYLA's last step is 1e-6: a first step must be larger

@@ -171,3 +171,26 @@ def test_evolution_long_after_its_optimum_journals_few_free_repeats(tmp_path):
     with sqlite3.connect(tmp_path / "r" / "journal.db") as db:
         cached = db.execute("select count(*) from trials where status='cached'").fetchone()[0]
     assert cached < 70_000  # ~44,000 now; ~105,000 when every fallback waited for 1,000 repeats (and growing faster)
+
+
+def test_results_record_a_dirty_working_tree(tmp_path, monkeypatch):
+    """A results file names the commit it came from, marked "+dirty" when tracked files were changed since."""
+    import shutil
+    import subprocess
+
+    from nasagent.report.results import git_commit
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.txt").write_text("1")
+    for cmd in (["git", "init", "-q"], ["git", "add", "a.txt"], ["git", "commit", "-q", "-m", "x"]):
+        subprocess.run(cmd, check=True, capture_output=True)
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    (tmp_path / "untracked.txt").write_text("not part of the code")
+    assert git_commit() == sha
+    (tmp_path / "a.txt").write_text("2")
+    assert git_commit() == sha + "+dirty"

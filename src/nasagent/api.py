@@ -366,7 +366,11 @@ def load_config(run_dir: str | Path) -> tuple[RunConfig, Journal]:
     journal = Journal(jpath, create=False)
     raw = journal.get_meta("config")
     if not isinstance(raw, dict):
+        written_by_minimize = journal.get_meta("minimize") is not None
         journal.close()
+        if written_by_minimize:
+            raise NasagentError(f"{jpath} is the journal of a minimize(..., journal=) call, not of a search; call minimize "
+                                "with the same journal to continue it")
         raise NasagentError(f"{jpath} has no run configuration; it was not written by 'nasagent search'")
     try:
         config = RunConfig(**raw)

@@ -33,10 +33,14 @@ def machine_info(threads: int | None = None, device: str = "cpu") -> dict:
 
 
 def git_commit() -> str:
+    """HEAD's sha, with "+dirty" when tracked files differ from it: the figures then came from uncommitted code."""
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
+                                 check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return sha + "+dirty" if changed else sha
 
 
 def write_results(name: str, rows: list[dict], extra: dict | None = None, machine: dict | None = None, results_dir: Path = RESULTS_DIR) -> Path:

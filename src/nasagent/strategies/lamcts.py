@@ -32,6 +32,7 @@ from nasagent.strategies.local_solvers import (
     CobylaSolver,
     RandomSolver,
     TurboSolver,
+    check_cobyla_bounds,
     check_failtol,
     check_solver,
 )
@@ -98,6 +99,7 @@ class LAMCTSOptimizer:
         cmaes_sigma: float | None = None,
         cmaes_patience: int = 10,
         cobyla_rhobeg: float | None = None,
+        cobyla_bounds: str = "constraints",
         keep_trees: bool = False,
     ):
         o = resolve_preset("LA-MCTS", preset, PRESETS, DEFAULTS, cp=cp, leaf_size=leaf_size, kernel=kernel, gamma=gamma,
@@ -146,6 +148,7 @@ class LAMCTSOptimizer:
         self.turbo_failtol = check_failtol(turbo_failtol, "turbo_failtol")
         self.cmaes_sigma, self.cmaes_patience = cmaes_sigma, int(cmaes_patience)
         self.cobyla_rhobeg = None if cobyla_rhobeg is None else float(cobyla_rhobeg)
+        self.cobyla_bounds = check_cobyla_bounds(cobyla_bounds)
         self.keep_trees = keep_trees
         PartitionTree(np.zeros((0, self.dim)), np.zeros(0), lo, hi, leaf_size, kernel, gamma, kmeans_scale, assign)  # validates
         self.rng = np.random.default_rng(seed)
@@ -279,7 +282,8 @@ class LAMCTSOptimizer:
             start, start_value = self._cobyla_start(Xin, fin, region)
             step = getattr(self, "cobyla_rhobeg", None)  # absent from snapshots older than the option
             rhobeg = step if step is not None else self._region_step(Xin)
-            solver = CobylaSolver(self.lower, self.upper, self.rng, reg, start=start, start_value=start_value, rhobeg=rhobeg)
+            solver = CobylaSolver(self.lower, self.upper, self.rng, reg, start=start, start_value=start_value, rhobeg=rhobeg,
+                                  bounds=getattr(self, "cobyla_bounds", "constraints"))
         else:
             solver = RandomSolver(self.lower, self.upper, self.rng, reg, centres=Xin, batch_size=self.batch_size)
         self.solver = solver
@@ -332,7 +336,7 @@ class LAMCTSOptimizer:
 
 
 class LAMCTS(Strategy):
-    """LA-MCTS on a continuous box space; options as ``LAMCTSOptimizer`` (``--opt solver=turbo|bo|cmaes|random``)."""
+    """LA-MCTS on a continuous box space; options as ``LAMCTSOptimizer`` (``--opt solver=turbo|bo|cmaes|cobyla|random``)."""
 
     def __init__(self, space, seed: int = 0, **options):
         super().__init__(space, seed)
@@ -389,7 +393,7 @@ class MinimizeResult(dict):
 
 
 def minimize(fun, bounds, budget: int = 500, seed: int = 0, batch_size: int = 1, workers: int = 1, callback=None,
-             **options) -> MinimizeResult:
+             journal=None, **options) -> MinimizeResult:
     """Minimise ``fun(x) -> float`` over a box with LA-MCTS; scipy-style: ``bounds`` is ``[(low, high), ...]``.
 
     ``budget`` counts every evaluation (the initial design and every point the local solver tries). With
@@ -399,6 +403,12 @@ def minimize(fun, bounds, budget: int = 500, seed: int = 0, batch_size: int = 1,
     is called after every evaluation. Other ``options`` are ``LAMCTSOptimizer``'s (``solver``, ``preset``,
     ``cp``, ``leaf_size``, ...). Returns ``x``, ``fun`` (best point and value), ``nfev``, ``nfail``,
     ``history_x``, ``history_y`` and ``optimizer`` (for its tree and diagnostics).
+
+    ``journal``: a file path. Every evaluation is written to that SQLite journal as it completes, and a call
+    with the same journal (after a crash, or with a larger ``budget``) replays the journalled values into a fresh
+    optimiser instead of calling ``fun`` again, then goes on: LA-MCTS is deterministic given its seed and the
+    values told. The journal remembers the bounds, seed, batch shape and options, and refuses a call that differs.
+    ``callback`` sees only new evaluations.
     """
     if hasattr(bounds, "lb") and hasattr(bounds, "ub"):  # scipy.optimize.Bounds
         lb, ub = np.broadcast_arrays(np.atleast_1d(np.asarray(bounds.lb, dtype=np.float64)),
@@ -416,6 +426,9 @@ def minimize(fun, bounds, budget: int = 500, seed: int = 0, batch_size: int = 1,
     if int(budget) < 1 or int(workers) < 1:
         raise NasagentError(f"budget and workers must be >= 1, got {budget} and {workers}")
     opt = LAMCTSOptimizer(b[:, 0], b[:, 1], seed=seed, minimize=True, batch_size=batch_size, **options)
+    per_batch = max(int(batch_size), int(workers))
+    log = None if journal is None else _MinimizeJournal(journal, {"bounds": b.tolist(), "seed": int(seed),
+                                                                   "points_per_batch": per_batch, "options": options})
     xs, ys, nfail = [], [], 0
 
     def call(x):
@@ -438,26 +451,143 @@ def minimize(fun, bounds, budget: int = 500, seed: int = 0, batch_size: int = 1,
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(int(workers))
+
+    def evaluate(number_and_x) -> tuple[float | None, bool]:
+        """(value, whether ``fun`` was called for it)."""
+        number, x = number_and_x
+        if log is not None and log.has(number):
+            return log.replay(number), False
+        y = call(x)
+        if log is not None:
+            log.record(number, x, y)
+        return y, True
+
     try:
         while len(xs) + nfail < int(budget):
-            n = min(max(int(batch_size), int(workers)), int(budget) - len(xs) - nfail)
+            n = min(per_batch, int(budget) - len(xs) - nfail)
+            first = len(xs) + nfail
             asked = [opt.ask_token() for _ in range(n)]
-            values = list(pool.map(call, [x for _, x in asked])) if pool else [call(x) for _, x in asked]
-            for (token, x), y in zip(asked, values):
+            if log is not None and log.diverges(first, [x for _, x in asked]):
+                for x, y in log.take_rest(first):  # every journalled evaluation from here on, as plain observations
+                    opt.tell(x, y)
+                    if y is None:
+                        nfail += 1
+                    else:
+                        xs.append(x)
+                        ys.append(y)
+                first = len(xs) + nfail
+                asked = asked[:max(0, int(budget) - first)]  # points asked past the budget are left unevaluated
+            jobs = [(first + j, x) for j, (_, x) in enumerate(asked)]
+            values = list(pool.map(evaluate, jobs)) if pool else [evaluate(job) for job in jobs]
+            for (token, x), (y, fresh) in zip(asked, values):
                 opt.tell_token(token, x, None if y is None else -y)
                 if y is None:
                     nfail += 1
                 else:
                     xs.append(x)
                     ys.append(y)
-                if callback is not None:
+                if callback is not None and fresh:
                     callback(x, y)
     finally:
         if pool is not None:
             pool.shutdown()
         opt.close()
+        if log is not None:
+            log.close()
     if not ys:
         raise NasagentError(f"every one of the {nfail} evaluations failed (fun returned None or raised)")
     i = int(np.argmin(ys))
     return MinimizeResult(x=xs[i], fun=ys[i], nfev=len(xs) + nfail, nfail=nfail, history_x=np.array(xs),
-                          history_y=np.array(ys), optimizer=opt)
+                          history_y=np.array(ys), optimizer=opt, replayed=0 if log is None else log.replayed)
+
+
+class _MinimizeJournal:
+    """``minimize``'s evaluations in a nasagent SQLite journal (one trial row per evaluation, written the moment
+    it returns), so that a killed ``minimize`` loses nothing and a later call with the same journal replays it."""
+
+    def __init__(self, path, setting: dict):
+        import json
+        import threading
+
+        from nasagent.runtime.journal import Journal
+
+        try:
+            # as it will read back: tuples become lists, numpy numbers plain ones
+            setting = json.loads(json.dumps(setting, default=lambda v: v.tolist() if isinstance(v, (np.ndarray, np.generic)) else
+                                            json.JSONEncoder().default(v)))
+        except (TypeError, ValueError) as e:
+            raise NasagentError(f"minimize(journal=...) stores its options in the journal, and one of them is not "
+                                f"plain data ({e}); pass numbers, strings and lists") from None
+        self.path = str(path)
+        self.journal = Journal(self.path)
+        try:
+            if self.journal.get_meta("config") is not None:
+                raise NasagentError(f"{self.path} is the journal of a 'nasagent search' run, not of minimize; resume it "
+                                    "with 'nasagent resume' or give minimize a new journal path")
+            self.journal.lock()
+            stored = self.journal.get_meta("minimize")
+            if stored is None:
+                self.journal.set_meta("minimize", setting)
+            elif stored != setting:
+                diff = [k for k in setting if stored.get(k) != setting[k]]
+                raise NasagentError(f"{self.path} holds a minimize run with other settings ({', '.join(diff)} differ: "
+                                    f"{ {k: stored.get(k) for k in diff} }); call minimize with those, or give it a new "
+                                    "journal path")
+            self.rows = {r.number: r for r in self.journal.trials()}
+        except BaseException:
+            self.journal.close()
+            raise
+        self.replayed = 0
+        self.shift = 0  # row number - evaluation index: 0 while the optimiser retraces the journal
+        self.lock = threading.Lock()
+
+    def has(self, number: int) -> bool:
+        """Whether evaluation ``number`` is journalled and can be replayed."""
+        row = self.rows.get(number)
+        return self.shift == 0 and row is not None and row.status != "running"
+
+    def _point(self, number: int) -> np.ndarray:
+        import json
+
+        return np.asarray(json.loads(self.rows[number].arch), dtype=np.float64)
+
+    def _value(self, number: int) -> float | None:
+        row = self.rows[number]
+        return row.metrics.get("value") if row.status == "ok" else None
+
+    def diverges(self, first: int, points: list[np.ndarray]) -> bool:
+        """Whether the optimiser asks for other points than those journalled from evaluation ``first`` on (another
+        nasagent or library version, or a solver whose floating point differs between machines)."""
+        return any(self.has(first + j) and not np.array_equal(self._point(first + j), x) for j, x in enumerate(points))
+
+    def take_rest(self, first: int) -> list[tuple[np.ndarray, float | None]]:
+        """The journalled evaluations from ``first`` on, and stop replaying: later evaluations get new rows."""
+        rest = sorted(k for k in self.rows if k >= first and self.has(k))
+        logging.getLogger("nasagent").warning(
+            "%s: from evaluation %d on, the optimiser asks for other points than the journal holds; its %d remaining "
+            "evaluations are told as plain observations and the search goes on from there", self.path, first, len(rest))
+        taken = [(self._point(k), self._value(k)) for k in rest]
+        self.replayed += len(taken)
+        self.shift = max(self.rows) + 1 - (first + len(taken))
+        return taken
+
+    def replay(self, number: int) -> float | None:
+        """The journalled value of evaluation ``number`` (``diverges`` checked that it was made at the asked point)."""
+        self.replayed += 1
+        return self._value(number)
+
+    def record(self, number: int, x: np.ndarray, y: float | None) -> None:
+        import json
+
+        result = Result(metrics={} if y is None else {"value": y}, score=None if y is None else -y,
+                        status="failed" if y is None else "ok", error="fun returned None or raised" if y is None else None)
+        number += self.shift
+        with self.lock:  # worker threads write one at a time (the journal's event counter is not atomic)
+            if number in self.rows:  # asked, then killed before its value was written: evaluated again
+                self.journal.record_start(number)
+            else:
+                self.journal.record_ask(number, f"x{number}", json.dumps(x.tolist()), None, {}, started=True)
+            self.journal.record_tell(number, result.status, result, counted=True, sample=number + 1)
+
+    def close(self) -> None:
+        self.journal.close()

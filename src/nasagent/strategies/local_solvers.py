@@ -424,6 +424,9 @@ class CMAESSolver(LocalSolver):
 
 # -- COBYLA ---------------------------------------------------------------------------------------------------------
 COBYLA_RHOEND = 1e-6  # the step at which a COBYLA run ends (unit-cube coordinates)
+#: how a COBYLA run keeps to the unit cube: the box's faces as COBYLA constraints (the default), or no constraints
+#: and every point clipped into the cube before it is evaluated (as nevergrad's COBYLA; compared in docs/lamcts.md)
+COBYLA_BOUNDS = ("constraints", "clip")
 _FINISHED = object()  # COBYLA returned: no more points
 _STOP = object()  # told to the COBYLA thread when its solver is dropped mid-run
 
@@ -432,9 +435,10 @@ class _Stopped(Exception):
     pass
 
 
-def _run_cobyla(u0, rhobeg, rhoend, max_evals, asks: queue.Queue, tells: queue.Queue) -> None:
-    """scipy's COBYLA, driven by the queues: each point it wants goes out on ``asks``, its value comes back on
-    ``tells``. Runs in a thread of its own, so that a callback-driven optimiser can serve ask/tell."""
+def _run_cobyla(u0, rhobeg, rhoend, max_evals, asks: queue.Queue, tells: queue.Queue, bounds: str = "constraints") -> None:
+    """scipy's COBYLA, driven by the queues: each point it wants goes out on ``asks`` (clipped into the cube), its
+    value comes back on ``tells``. Runs in a thread of its own, so that a callback-driven optimiser can serve
+    ask/tell. ``bounds="clip"`` gives COBYLA no constraints: it sees the clipped point's value as its own."""
     from scipy.optimize import minimize
 
     def objective(u):
@@ -445,7 +449,8 @@ def _run_cobyla(u0, rhobeg, rhoend, max_evals, asks: queue.Queue, tells: queue.Q
         return value
 
     try:
-        minimize(objective, u0, method="COBYLA", bounds=[(0.0, 1.0)] * len(u0),
+        box = [(0.0, 1.0)] * len(u0) if bounds == "constraints" else None
+        minimize(objective, u0, method="COBYLA", bounds=box,
                  options={"rhobeg": rhobeg, "tol": rhoend, "maxiter": max_evals})
     except _Stopped:
         return
@@ -463,16 +468,18 @@ class CobylaSolver(LocalSolver):
     values go to LA-MCTS only). Its steps are not confined to the region: the region chooses where it starts.
     COBYLA's first point is ``start`` itself: given ``start_value`` (its known score), the solver answers it
     without spending an evaluation. A failed evaluation is told to COBYLA as the worst value of the run.
+    ``bounds`` (``COBYLA_BOUNDS``): the cube's faces as constraints, or none, with points clipped into the cube.
     COBYLA is deterministic, so a snapshot keeps only the values told; a restored solver replays them into a
     fresh COBYLA run and goes on exactly where it was. ``close`` stops the thread (a later ask replays).
     """
 
     def __init__(self, lower, upper, rng, region: Region | None = None, start: np.ndarray | None = None,
                  start_value: float | None = None, rhobeg: float = 0.25, rhoend: float = COBYLA_RHOEND,
-                 max_evals: int = 100_000):
+                 max_evals: int = 100_000, bounds: str = "constraints"):
         super().__init__(lower, upper, rng, region)
         if not 0 < rhoend < rhobeg:
             raise NasagentError(f"COBYLA needs 0 < rhoend < rhobeg, got rhoend={rhoend}, rhobeg={rhobeg}")
+        self.bounds = check_cobyla_bounds(bounds)
         self.u0 = np.full(self.dim, 0.5) if start is None else np.clip(self.to_unit(start), 0.0, 1.0)
         self.start_value = None if start is None or start_value is None else float(start_value)
         self.rhobeg, self.rhoend, self.max_evals = float(rhobeg), float(rhoend), int(max_evals)
@@ -498,7 +505,8 @@ class CobylaSolver(LocalSolver):
         if self._thread is None:
             self._asks, self._tells = queue.Queue(), queue.Queue()
             self._thread = threading.Thread(target=_run_cobyla, daemon=True, name="nasagent-cobyla",
-                                            args=(self.u0, self.rhobeg, self.rhoend, self.max_evals, self._asks, self._tells))
+                                            args=(self.u0, self.rhobeg, self.rhoend, self.max_evals, self._asks, self._tells,
+                                                  getattr(self, "bounds", "constraints")))  # older snapshots: constraints
             self._thread.start()
             weakref.finalize(self, self._tells.put, _STOP)  # a dropped solver stops its thread
             for v in self.values:
@@ -551,6 +559,12 @@ class CobylaSolver(LocalSolver):
             return
         self.values.append(max(self.values) if f is None else -float(f))  # COBYLA minimises; failed = worst
         tells.put(self.values[-1])
+
+
+def check_cobyla_bounds(bounds) -> str:
+    if bounds not in COBYLA_BOUNDS:
+        raise NasagentError(f"COBYLA bounds must be one of {', '.join(map(repr, COBYLA_BOUNDS))}, got {bounds!r}")
+    return bounds
 
 
 def check_solver(name: str) -> str:
