@@ -194,3 +194,15 @@ def test_results_record_a_dirty_working_tree(tmp_path, monkeypatch):
     assert git_commit() == sha
     (tmp_path / "a.txt").write_text("2")
     assert git_commit() == sha + "+dirty"
+
+
+def test_results_record_the_library_versions():
+    """A results file records the versions of the libraries that move results (only torch is pinned)."""
+    import numpy
+    import scipy
+
+    from nasagent.report.results import machine_info
+
+    packages = machine_info()["packages"]
+    assert packages["numpy"] == numpy.__version__ and packages["scipy"] == scipy.__version__
+    assert "not-a-package" not in packages

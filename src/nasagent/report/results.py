@@ -17,6 +17,9 @@ from pathlib import Path
 
 RESULTS_DIR = Path("benchmarks/results")
 CACHE_DIR = Path("benchmarks/cache")
+#: the libraries whose versions move results (a GP fit, an optimiser's defaults, a table's loader); only those
+#: installed are recorded
+PACKAGES = ("numpy", "scipy", "scikit-learn", "botorch", "gpytorch", "cmaes", "nevergrad", "optuna", "gymnasium", "ray")
 
 
 def machine_info(threads: int | None = None, device: str = "cpu") -> dict:
@@ -29,7 +32,21 @@ def machine_info(threads: int | None = None, device: str = "cpu") -> dict:
     except ImportError:
         pass
     info["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
+    info["packages"] = package_versions()
     return info
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of ``PACKAGES``: only torch is pinned, so a rerun months later may resolve others anew."""
+    from importlib import metadata
+
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
 
 
 def git_commit() -> str:
