@@ -232,6 +232,19 @@ def test_a_refused_resume_writes_nothing_and_old_or_lockless_runs_still_open(tmp
         assert load_run(tmp_path / "nolock")[1].stop_reason == "budget exhausted", text
     lock.write_text(f"pid {gone.pid} on another-host-{socket.gethostname()}")  # cannot be checked from here: held
     assert load_run(tmp_path / "nolock")[1].stop_reason.startswith("still running")
+    # and a second writer is refused while the named process may be alive, accepted once it is gone
+    with pytest.raises(nasagent.NasagentError, match="empty that file"):
+        resume(tmp_path / "nolock", budget=5)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock.write_text(f"pid {live.pid} on {socket.gethostname()}")
+        with pytest.raises(nasagent.NasagentError, match=f"in use by pid {live.pid}"):
+            resume(tmp_path / "nolock", budget=5)
+    finally:
+        live.kill()
+        live.wait()
+    assert resume(tmp_path / "nolock", budget=5).samples == 5  # its writer is gone: the run goes on
+    assert lock.read_text() == ""  # and is released when it ends
 
 
 def test_ctrl_c_inside_a_tell_leaves_no_half_updated_snapshot(tmp_path, monkeypatch):

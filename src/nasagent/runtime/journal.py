@@ -379,9 +379,18 @@ def claim_run(journal_path: str | Path):
     f = open(str(journal_path) + ".lock", "a+")  # noqa: SIM115 - held open as the lock
     try:
         holder = _lock_holder(f)
-    except OSError as e:  # e.g. a file system without locks
-        logging.getLogger("nasagent").warning("cannot lock %s (%s); going on without the one-writer guard", f.name, e)
-        _write_pid(f)  # so that ``run_holder`` can tell a live run from a finished one
+    except OSError as e:  # e.g. a file system without locks: the pid the lock file names is the guard
+        f.seek(0)
+        named = f.read().strip()
+        holder = _live_writer(named)
+        if holder is not None and named != _me():
+            f.close()
+            raise NasagentError(f"{Path(journal_path).parent} is in use by {holder} (this file system has no locks, so "
+                                f"{f.name} names the writer); wait for it to finish, or, if that process is gone, "
+                                "empty that file and try again") from None
+        logging.getLogger("nasagent").warning("cannot lock %s (%s); the pid written in it is the only one-writer guard",
+                                              f.name, e)
+        _write_pid(f)  # so that ``run_holder`` and the next claim can tell a live run from a finished one
         return f
     if holder is not None:
         f.close()
