@@ -360,6 +360,72 @@ def test_minimize_journal_that_no_longer_replays_is_kept_as_observations(tmp_pat
     assert again.replayed == 40 and sorted(again.history_y) == sorted(r.history_y)
 
 
+def _edit_journal(path, sql: str, params: tuple = ()) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    db.execute(sql, params)
+    db.commit()
+    db.close()
+
+
+def _journal_rows(path) -> dict:
+    import json
+
+    from nasagent.runtime.journal import Journal
+
+    j = Journal(path, create=False)
+    rows = {r.number: (np.array(json.loads(r.arch)), r.status, r.metrics.get("value")) for r in j.trials()}
+    j.close()
+    return rows
+
+
+def test_minimize_journal_divergence_inside_a_batch_budget_and_stale_rows(tmp_path):
+    """Review cases: (a) a divergence in the middle of a batch replays the batch's earlier points instead of
+    evaluating them again; (b) after a divergence the budget still holds; (c) a row left running by a kill, whose
+    point the optimiser no longer asks for, never receives another point's value; (d) another batch_size is
+    refused; (e) an empty path is refused."""
+    import json
+
+    opts = {"seed": 1, "solver": "random", "n_init": 6, "leaf_size": 5, "batch_size": 2, "workers": 2}
+    bounds = [(-2, 2)] * 2
+    path = tmp_path / "a.db"
+    minimize(_sphere, bounds, budget=20, journal=path, **opts)
+    _edit_journal(path, "UPDATE trials SET arch=? WHERE number=13", (json.dumps([0.1, 0.2]),))  # 12 still matches
+    calls = []
+    r = minimize(lambda x: calls.append(x.copy()) or _sphere(x), bounds, budget=30, journal=path, **opts)
+    journalled = [point for point, _, _ in _journal_rows(path).values()]
+    assert len(calls) == 10 and r.nfev == 30
+    assert not any(np.array_equal(c, j) for c in calls for j in journalled[:20])  # (a) no journalled point again
+    assert len({tuple(x) for x in r.history_x}) == 30 and len(r.optimizer.f) == 30
+    small = minimize(_sphere, bounds, budget=15, journal=path, **opts)  # (b) diverges at 13, stops at 15
+    assert small.nfev == 15 and small.replayed == 15
+    path = tmp_path / "b.db"
+    minimize(_sphere, bounds, budget=20, journal=path, **opts)
+    _edit_journal(path, "UPDATE trials SET status='running', metrics=NULL, score=NULL, tell_seq=NULL, arch=? "
+                  "WHERE number=19", (json.dumps([1.5, -1.5]),))  # (c) killed while evaluating another point
+    minimize(_sphere, bounds, budget=25, journal=path, **opts)
+    for number, (point, status, value) in _journal_rows(path).items():
+        assert status == "running" or value == pytest.approx(_sphere(point)), number
+    with pytest.raises(NasagentError, match="batch_size"):  # (d)
+        minimize(_sphere, bounds, budget=25, journal=path, **{**opts, "batch_size": 1})
+    for empty in ("", ":memory:"):  # (e)
+        with pytest.raises(NasagentError, match="file path"):
+            minimize(_sphere, bounds, budget=5, journal=empty)
+    from nasagent.runtime.journal import claim_run
+
+    held = claim_run(path)  # another writer: the message names minimize's way out, not the CLI's --out
+    try:
+        with pytest.raises(NasagentError, match="another journal path"):
+            minimize(_sphere, bounds, budget=25, journal=path, **opts)
+    finally:
+        held.close()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(NasagentError, match="cannot create the folder"):
+        minimize(_sphere, bounds, budget=5, journal=blocker / "sub" / "j.db")
+
+
 def test_turbo_keeps_to_the_region_the_thesis_way():
     """The thesis' three changes to TuRBO-1 inside LA-MCTS: (a) its initial design is drawn inside the region,
     (b) the trust region is centred on the best point *inside* the region, (c) candidates are the trust region

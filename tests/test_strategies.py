@@ -174,7 +174,7 @@ def test_evolution_long_after_its_optimum_journals_few_free_repeats(tmp_path):
 
 
 def test_results_record_a_dirty_working_tree(tmp_path, monkeypatch):
-    """A results file names the commit it came from, marked "+dirty" when tracked files were changed since."""
+    """A results file names the commit it came from, marked "+dirty" when tracked code was changed since."""
     import shutil
     import subprocess
 
@@ -185,14 +185,22 @@ def test_results_record_a_dirty_working_tree(tmp_path, monkeypatch):
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "docs").mkdir()
+    files = {"a.py": "1", "benchmarks/results/r.json": "{}", "docs/d.md": "x", "README.md": "x"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "a.txt").write_text("1")
-    for cmd in (["git", "init", "-q"], ["git", "add", "a.txt"], ["git", "commit", "-q", "-m", "x"]):
+    for cmd in (["git", "init", "-q"], ["git", "add", *files], ["git", "commit", "-q", "-m", "x"]):
         subprocess.run(cmd, check=True, capture_output=True)
     sha = subprocess.run(["git", "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
-    (tmp_path / "untracked.txt").write_text("not part of the code")
+    (tmp_path / "untracked.py").write_text("not part of the code")
+    for name in ("benchmarks/results/r.json", "docs/d.md", "README.md"):  # results and docs are not code
+        (tmp_path / name).write_text("changed")
     assert git_commit() == sha
-    (tmp_path / "a.txt").write_text("2")
+    (tmp_path / "a.py").write_text("2")
+    assert git_commit() == sha + "+dirty"
+    monkeypatch.chdir(tmp_path / "docs")  # the whole repository counts, wherever the script runs from
     assert git_commit() == sha + "+dirty"
 
 

@@ -50,11 +50,13 @@ def package_versions() -> dict[str, str]:
 
 
 def git_commit() -> str:
-    """HEAD's sha, with "+dirty" when tracked files differ from it: the figures then came from uncommitted code."""
+    """HEAD's sha, with "+dirty" when tracked files other than results and docs differ from it: the figures then
+    came from uncommitted code (a results file written by an earlier run, or an edited doc, does not count)."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
-                                 check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/",
+                                  ":(top,exclude)benchmarks/results", ":(top,exclude)docs", ":(top,exclude,glob)**/*.md"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return sha + "+dirty" if changed else sha

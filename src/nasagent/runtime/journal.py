@@ -89,7 +89,14 @@ class Journal:
                 raise NasagentError(f"no journal at {p}; is this a nasagent run directory?")
             if not create and p.is_file() and p.stat().st_size == 0:
                 raise NasagentError(f"{p} is empty: not a nasagent journal")
-            p.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                p.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise NasagentError(f"cannot create the folder of the journal {p} ({e.strerror}: {e.filename}); "
+                                    "choose a path in a writable folder") from None
+            if create and p.exists() and not (os.access(p.parent, os.W_OK) and os.access(p, os.W_OK)):
+                raise NasagentError(f"{p} cannot be written (a read-only folder or file); copy it somewhere writable "
+                                    "first")
             # a run on a read-only disk can still be reported and exported (SQLite's WAL needs a writable folder)
             self.read_only = not create and not (os.access(p.parent, os.W_OK) and os.access(p, os.W_OK))
         try:
@@ -150,13 +157,14 @@ class Journal:
         if self.session is not None:
             self._write("UPDATE sessions SET elapsed=? WHERE id=?", (elapsed, self.session), durable)
 
-    def lock(self) -> None:
+    def lock(self, advice: str = "or search into another --out") -> None:
         """Claim the run for this process until ``close`` (two writers would evaluate trials twice and collide
-        on trial numbers). The OS drops the lock when the process dies, so a killed run can be resumed."""
+        on trial numbers). The OS drops the lock when the process dies, so a killed run can be resumed.
+        ``advice`` ends the message that refuses a run held by another process."""
         self._check_writable()
         if self.path == ":memory:" or self._lock_file is not None:
             return
-        self._lock_file = claim_run(self.path)
+        self._lock_file = claim_run(self.path, advice)
 
     def previous_elapsed(self) -> float:
         row = self.db.execute("SELECT COALESCE(SUM(elapsed), 0) FROM sessions WHERE id != ?", (self.session or -1,)).fetchone()
@@ -367,9 +375,10 @@ def run_holder(journal_path: str | Path) -> str | None:
         return None
 
 
-def claim_run(journal_path: str | Path):
+def claim_run(journal_path: str | Path, advice: str = "or search into another --out"):
     """Take the OS lock of the run whose journal is ``journal_path``; returns the open lock file (closing it
-    releases the lock), or None where the OS has no such locks. A run held by another process is refused."""
+    releases the lock), or None where the OS has no such locks. A run held by another process is refused, the
+    message ending with ``advice``."""
     try:
         import fcntl  # noqa: F401 - POSIX only
     except ImportError:  # not POSIX: no guard
@@ -395,7 +404,7 @@ def claim_run(journal_path: str | Path):
     if holder is not None:
         f.close()
         raise NasagentError(f"{Path(journal_path).parent} is in use by {holder}; wait for it to finish (or stop it) "
-                            "first, or search into another --out")
+                            f"first, {advice}")
     _write_pid(f)
     return f
 

@@ -407,7 +407,8 @@ def minimize(fun, bounds, budget: int = 500, seed: int = 0, batch_size: int = 1,
     ``journal``: a file path. Every evaluation is written to that SQLite journal as it completes, and a call
     with the same journal (after a crash, or with a larger ``budget``) replays the journalled values into a fresh
     optimiser instead of calling ``fun`` again, then goes on: LA-MCTS is deterministic given its seed and the
-    values told. The journal remembers the bounds, seed, batch shape and options, and refuses a call that differs.
+    values told (if it no longer is, the rest of the journal is told as observations, with a warning). The journal
+    remembers the bounds, seed, batch shape and options, and refuses a call that differs.
     ``callback`` sees only new evaluations.
     """
     if hasattr(bounds, "lb") and hasattr(bounds, "ub"):  # scipy.optimize.Bounds
@@ -428,6 +429,7 @@ def minimize(fun, bounds, budget: int = 500, seed: int = 0, batch_size: int = 1,
     opt = LAMCTSOptimizer(b[:, 0], b[:, 1], seed=seed, minimize=True, batch_size=batch_size, **options)
     per_batch = max(int(batch_size), int(workers))
     log = None if journal is None else _MinimizeJournal(journal, {"bounds": b.tolist(), "seed": int(seed),
+                                                                   "batch_size": int(batch_size),
                                                                    "points_per_batch": per_batch, "options": options})
     xs, ys, nfail = [], [], 0
 
@@ -462,32 +464,42 @@ def minimize(fun, bounds, budget: int = 500, seed: int = 0, batch_size: int = 1,
             log.record(number, x, y)
         return y, True
 
+    def add(x, y) -> None:
+        nonlocal nfail
+        if y is None:
+            nfail += 1
+        else:
+            xs.append(x)
+            ys.append(y)
+
+    def settle(batch, first: int) -> None:
+        """Evaluate (or replay) the asked ``(token, x)`` pairs as evaluations ``first``, ``first + 1``, ... and tell
+        them in order."""
+        jobs = [(first + j, x) for j, (_, x) in enumerate(batch)]
+        values = list(pool.map(evaluate, jobs)) if pool else [evaluate(job) for job in jobs]
+        for (token, x), (y, fresh) in zip(batch, values):
+            opt.tell_token(token, x, None if y is None else -y)
+            add(x, y)
+            if callback is not None and fresh:
+                callback(x, y)
+
     try:
         while len(xs) + nfail < int(budget):
             n = min(per_batch, int(budget) - len(xs) - nfail)
             first = len(xs) + nfail
             asked = [opt.ask_token() for _ in range(n)]
-            if log is not None and log.diverges(first, [x for _, x in asked]):
-                for x, y in log.take_rest(first):  # every journalled evaluation from here on, as plain observations
-                    opt.tell(x, y)
-                    if y is None:
-                        nfail += 1
-                    else:
-                        xs.append(x)
-                        ys.append(y)
-                first = len(xs) + nfail
-                asked = asked[:max(0, int(budget) - first)]  # points asked past the budget are left unevaluated
-            jobs = [(first + j, x) for j, (_, x) in enumerate(asked)]
-            values = list(pool.map(evaluate, jobs)) if pool else [evaluate(job) for job in jobs]
-            for (token, x), (y, fresh) in zip(asked, values):
-                opt.tell_token(token, x, None if y is None else -y)
-                if y is None:
-                    nfail += 1
-                else:
-                    xs.append(x)
-                    ys.append(y)
-                if callback is not None and fresh:
-                    callback(x, y)
+            j0 = None if log is None else log.first_divergence(first, [x for _, x in asked])
+            if j0 is None:
+                settle(asked, first)
+                continue
+            settle(asked[:j0], first)  # the points before the first that differs still replay
+            # the rest of the journal (within the budget) as plain observations, told without a token so that no
+            # asked point is taken for one of them
+            for x, y in log.take_rest(first + j0, limit=int(budget) - first - j0):
+                opt.tell_token(None, x, None if y is None else -y)
+                add(x, y)
+            first = len(xs) + nfail
+            settle(asked[j0:][:max(0, int(budget) - first)], first)  # points asked past the budget stay unevaluated
     finally:
         if pool is not None:
             pool.shutdown()
@@ -519,12 +531,14 @@ class _MinimizeJournal:
             raise NasagentError(f"minimize(journal=...) stores its options in the journal, and one of them is not "
                                 f"plain data ({e}); pass numbers, strings and lists") from None
         self.path = str(path)
+        if self.path.strip() in ("", ":memory:"):
+            raise NasagentError(f"minimize(journal=...) needs a file path, got {path!r}; leave journal out for no journal")
         self.journal = Journal(self.path)
         try:
             if self.journal.get_meta("config") is not None:
-                raise NasagentError(f"{self.path} is the journal of a 'nasagent search' run, not of minimize; resume it "
-                                    "with 'nasagent resume' or give minimize a new journal path")
-            self.journal.lock()
+                raise NasagentError(f"{self.path} is the journal of a 'nasagent search' run, not of minimize; continue "
+                                    "it with 'nasagent search --resume DIR' or give minimize a new journal path")
+            self.journal.lock(advice="or give minimize another journal path")
             stored = self.journal.get_meta("minimize")
             if stored is None:
                 self.journal.set_meta("minimize", setting)
@@ -555,20 +569,28 @@ class _MinimizeJournal:
         row = self.rows[number]
         return row.metrics.get("value") if row.status == "ok" else None
 
-    def diverges(self, first: int, points: list[np.ndarray]) -> bool:
-        """Whether the optimiser asks for other points than those journalled from evaluation ``first`` on (another
-        nasagent or library version, or a solver whose floating point differs between machines)."""
-        return any(self.has(first + j) and not np.array_equal(self._point(first + j), x) for j, x in enumerate(points))
+    def first_divergence(self, first: int, points: list[np.ndarray]) -> int | None:
+        """The position in ``points`` (evaluations ``first``, ``first + 1``, ...) of the first whose journal row
+        holds another point, or None. A mismatch means another nasagent or library version, or a solver whose
+        floating point differs between machines. Rows left running by a kill are compared too: their number must
+        not be reused for another point."""
+        if self.shift:
+            return None
+        for j, x in enumerate(points):
+            if first + j in self.rows and not np.array_equal(self._point(first + j), x):
+                return j
+        return None
 
-    def take_rest(self, first: int) -> list[tuple[np.ndarray, float | None]]:
-        """The journalled evaluations from ``first`` on, and stop replaying: later evaluations get new rows."""
-        rest = sorted(k for k in self.rows if k >= first and self.has(k))
+    def take_rest(self, first: int, limit: int) -> list[tuple[np.ndarray, float | None]]:
+        """Up to ``limit`` journalled evaluations from ``first`` on, and stop replaying: later evaluations get new
+        rows."""
+        rest = sorted(k for k in self.rows if k >= first and self.has(k))[:max(0, limit)]
         logging.getLogger("nasagent").warning(
             "%s: from evaluation %d on, the optimiser asks for other points than the journal holds; its %d remaining "
             "evaluations are told as plain observations and the search goes on from there", self.path, first, len(rest))
         taken = [(self._point(k), self._value(k)) for k in rest]
         self.replayed += len(taken)
-        self.shift = max(self.rows) + 1 - (first + len(taken))
+        self.shift = max(self.rows) + 1 - (first + len(taken))  # > 0: new rows go after every journalled one
         return taken
 
     def replay(self, number: int) -> float | None:
