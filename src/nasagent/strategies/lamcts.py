@@ -552,13 +552,14 @@ class _MinimizeJournal:
             self.journal.close()
             raise
         self.replayed = 0
-        self.shift = 0  # row number - evaluation index: 0 while the optimiser retraces the journal
+        self.replaying = True  # the optimiser retraces the journal; False once it asked for another point
+        self.shift = 0  # row number - evaluation index of new rows once it stopped retracing
         self.lock = threading.Lock()
 
     def has(self, number: int) -> bool:
         """Whether evaluation ``number`` is journalled and can be replayed."""
         row = self.rows.get(number)
-        return self.shift == 0 and row is not None and row.status != "running"
+        return self.replaying and row is not None and row.status != "running"
 
     def _point(self, number: int) -> np.ndarray:
         import json
@@ -574,7 +575,7 @@ class _MinimizeJournal:
         holds another point, or None. A mismatch means another nasagent or library version, or a solver whose
         floating point differs between machines. Rows left running by a kill are compared too: their number must
         not be reused for another point."""
-        if self.shift:
+        if not self.replaying:
             return None
         for j, x in enumerate(points):
             if first + j in self.rows and not np.array_equal(self._point(first + j), x):
@@ -590,12 +591,15 @@ class _MinimizeJournal:
             "evaluations are told as plain observations and the search goes on from there", self.path, first, len(rest))
         taken = [(self._point(k), self._value(k)) for k in rest]
         self.replayed += len(taken)
-        self.shift = max(self.rows) + 1 - (first + len(taken))  # > 0: new rows go after every journalled one
+        self.replaying = False
+        self.shift = max(self.rows) + 1 - (first + len(taken))  # new rows go after every journalled one
         return taken
 
     def replay(self, number: int) -> float | None:
-        """The journalled value of evaluation ``number`` (``diverges`` checked that it was made at the asked point)."""
-        self.replayed += 1
+        """The journalled value of evaluation ``number`` (``first_divergence`` checked that it was made at the asked
+        point)."""
+        with self.lock:
+            self.replayed += 1
         return self._value(number)
 
     def record(self, number: int, x: np.ndarray, y: float | None) -> None:
