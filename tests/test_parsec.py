@@ -252,6 +252,41 @@ def test_fit_resumes_exactly_and_transfers_pi(small, tmp_path):
     assert big.epoch == 1 and big.history[0]["entropy"] < big.dist.max_entropy()
 
 
+def test_a_time_budget_that_ends_mid_epoch_resumes_mid_epoch(small, tmp_path, monkeypatch):
+    """A search the clock stops in the middle of an epoch keeps its place: the resumed search finishes that
+    epoch's remaining batches (same order, same learning rate) and ends exactly where an uninterrupted one does.
+    (The partial epoch used to count as done, so its remaining batches were never trained.)"""
+    from nasagent.evaluation.oneshot import Epoch
+
+    opts = dict(K=2, seed=3, init_std=0.0, **TINY)
+    straight = ParsecSearch(**opts)
+    straight.fit(small, Budget(evaluations=2))
+    per_epoch = straight.history[0]["steps"] + straight.history[0]["skipped_steps"]
+    assert per_epoch >= 2
+    calls = [0]
+
+    def out_of_time(self):  # the clock runs out one step into the second epoch
+        calls[0] += 1
+        return calls[0] == per_epoch + 1
+
+    monkeypatch.setattr(Epoch, "out_of_time", out_of_time)
+    first = ParsecSearch(**opts)
+    first.fit(small, Budget(evaluations=2), tmp_path)
+    assert (first.epoch, first.epoch_step) == (1, 1) and first.history[-1]["partial"]
+    from nasagent.strategies.parsec import select_search
+
+    assert "mode_val_accuracy" not in first.history[-1] and select_search([first]) == 0  # the full epoch's figure
+    monkeypatch.undo()
+    resumed = ParsecSearch(**opts)
+    resumed.fit(small, Budget(evaluations=2), tmp_path)
+    assert (resumed.epoch, resumed.epoch_step) == (2, 0) and len(resumed.history) == 3
+    assert sum(h["steps"] + h["skipped_steps"] for h in resumed.history[1:]) == per_epoch
+    for a, b in zip(straight.dist.logits, resumed.dist.logits, strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+    for a, b in zip(straight.net.state_dict().values(), resumed.net.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5)
+
+
 def test_reinforce_ablation_runs(small):
     s = ParsecSearch(K=3, estimator="reinforce", **TINY)
     s.fit(small, 1)

@@ -64,9 +64,10 @@ class Epoch:
     started: float
     seconds_limit: float | None
     seconds_before: float
+    stopped_after: int | None = None  # set by a ``train`` that stops early: the batches it finished
 
     def out_of_time(self) -> bool:
-        """True once the wall-time budget is spent (a search may stop mid-epoch)."""
+        """True once the wall-time budget is spent (a search may stop mid-epoch: set ``stopped_after``)."""
         return self.seconds_limit is not None and self.seconds_before + time.perf_counter() - self.started >= self.seconds_limit
 
 
@@ -78,8 +79,11 @@ def run_epochs(search, data, budget: Budget | int, checkpoint: Path | None, stre
     ``search.optimizer``, draws each stream's seeded batch order (``streams``: (index array, stream id) pairs,
     so a resumed run draws the same batches), runs ``train(epoch)``, counts the epoch and its seconds, appends
     ``record(epoch, what train returned)`` to the history and checkpoints. A seconds budget may end an epoch
-    early; that partial epoch counts as done (a later call continues with the next epoch). ``search`` provides ``settings``, ``seed``,
-    ``device``, ``optimizer``, ``epoch``, ``seconds``, ``history``, ``_save`` and ``_load``.
+    early (``train`` sets ``epoch.stopped_after``): the history then gets a record marked ``partial``, the
+    checkpoint keeps the batches done in ``search.epoch_step``, and a later call finishes that epoch's remaining
+    batches, in the same order and on the same learning rate, before the next. ``search`` provides ``settings``,
+    ``seed``, ``device``, ``optimizer``, ``epoch``, ``seconds``, ``history``, ``_save`` and ``_load`` (which keep
+    ``epoch_step`` where a search can stop mid-epoch).
     """
     from nasagent.evaluation.networks import _torch
     from nasagent.evaluation.train import batch_order, cosine_lr
@@ -100,14 +104,23 @@ def run_epochs(search, data, budget: Budget | int, checkpoint: Path | None, stre
         for group in search.optimizer.param_groups:
             group["lr"] = lr
         orders = [batch_order(len(idx), search.settings.batch_size, [search.seed, stream], search.epoch) for idx, stream in streams]
-        epoch = Epoch(lr, x, y, list(zip(*orders, strict=False)), started, seconds, search.seconds)
+        batches = list(zip(*orders, strict=False))
+        done_before = getattr(search, "epoch_step", 0)  # batches of this epoch an earlier, time-limited call finished
+        epoch = Epoch(lr, x, y, batches[done_before:], started, seconds, search.seconds)
         out = train(epoch)
         _check_finite(search)  # before anything is recorded: the last good checkpoint must survive a divergence
-        search.epoch += 1
         search.seconds += time.perf_counter() - started
-        search.history.append(record(epoch, out))
+        cut = epoch.stopped_after is not None and done_before + epoch.stopped_after < len(batches)
+        if cut:  # the time budget ran out mid-epoch: keep the place, and stop
+            search.epoch_step = done_before + epoch.stopped_after
+        else:
+            search.epoch += 1
+            search.epoch_step = 0
+        search.history.append({**record(epoch, out), "partial": True} if cut else record(epoch, out))
         if checkpoint is not None:
             search._save(checkpoint)
+        if cut:
+            break
 
 
 def _check_finite(search) -> None:

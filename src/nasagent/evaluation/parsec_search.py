@@ -144,6 +144,7 @@ class ParsecSearch:
                                      init_std=init_std, seed=self.seed)
         self.net = None
         self.epoch = 0
+        self.epoch_step = 0  # batches of the current epoch done when a time budget stopped it mid-way
         self.seconds = 0.0
         self.history: list[dict] = []
         self.baseline: float | None = None
@@ -246,12 +247,13 @@ class ParsecSearch:
         torch = _torch()
         self.net.train()
         stats, skipped = [], []
-        for bt, bs in ep.batches:
+        for i, (bt, bs) in enumerate(ep.batches):
             it = torch.from_numpy(self._t_idx[bt]).to(self.device)
             isb = torch.from_numpy(self._s_idx[bs]).to(self.device)
             st = self.step(ep.x[isb], ep.y[isb], ep.x[it], ep.y[it])
             (skipped if "skipped" in st else stats).append(st)
             if ep.out_of_time():
+                ep.stopped_after = i + 1
                 break
         if not stats:
             raise TrainingDiverged(
@@ -273,8 +275,8 @@ class ParsecSearch:
             "mode": text, "mode_changed": bool(not self.history or self.history[-1]["mode"] != text),
         }
         rec.update(self._peak_memory())
-        if self.monitor:
-            rec["mode_val_accuracy"] = self.mode_accuracy()
+        if self.monitor and not self.epoch_step:  # not mid-epoch: its train-mode forward passes move the BN
+            rec["mode_val_accuracy"] = self.mode_accuracy()  # statistics, and a resumed search must match a straight one
         return rec
 
     def _peak_memory(self) -> dict:
@@ -337,7 +339,8 @@ class ParsecSearch:
         torch = _torch()
         path.parent.mkdir(parents=True, exist_ok=True)
         _atomic_save({"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "pi": self.dist.state_dict(),
-                      "arch_optimizer": self.arch_optimizer.state_dict(), "amp": self.amp.state_dict(), "epoch": self.epoch, "seconds": self.seconds,
+                      "arch_optimizer": self.arch_optimizer.state_dict(), "amp": self.amp.state_dict(), "epoch": self.epoch,
+                      "epoch_step": self.epoch_step, "seconds": self.seconds,
                       "history": self.history, "baseline": self.baseline, "rng": self.rng.bit_generator.state,
                       "torch_rng": torch.get_rng_state(), "config": self.config()}, path)
 
@@ -355,6 +358,7 @@ class ParsecSearch:
         except (OSError, RuntimeError, KeyError, EOFError) as e:
             raise NasagentError(f"PARSEC checkpoint {path} cannot be read ({e}); delete it to restart") from None
         self.epoch, self.seconds, self.history, self.baseline = st["epoch"], st["seconds"], list(st["history"]), st["baseline"]
+        self.epoch_step = st.get("epoch_step", 0)  # absent from checkpoints older than mid-epoch resumption
 
     def config(self) -> dict:
         """Everything that defines this search (dumped into checkpoints)."""

@@ -24,14 +24,15 @@ import math
 from nasagent.core import Budget, NasagentError
 from nasagent.strategies.weight_sharing import WeightSharingStrategy
 
-#: how ``search_seeds`` searches are compared: the last epoch's record, and whether higher is better
+#: how ``search_seeds`` searches are compared: the last record that has the figure, and whether higher is better
 SELECTION = {"mode_val_accuracy": True, "entropy": False}
 
 
 def select_search(searches, criterion: str = "mode_val_accuracy") -> int:
     """Index of the best fitted search by ``criterion`` (ties: the lowest seed)."""
     higher = SELECTION[criterion]
-    values = [s.history[-1].get(criterion, float("nan")) if s.history else float("nan") for s in searches]
+    # the last record that has it (a search stopped mid-epoch by a time budget ends on a record without accuracy)
+    values = [next((h[criterion] for h in reversed(s.history) if criterion in h), float("nan")) for s in searches]
     ranked = [(-v if higher else v, i) for i, v in enumerate(values) if not math.isnan(v)]
     if not ranked:
         raise NasagentError(f"no PARSEC search recorded {criterion!r}; cannot choose between the seeds")
