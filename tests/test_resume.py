@@ -245,6 +245,26 @@ def test_a_refused_resume_writes_nothing_and_old_or_lockless_runs_still_open(tmp
         live.wait()
     assert resume(tmp_path / "nolock", budget=5).samples == 5  # its writer is gone: the run goes on
     assert lock.read_text() == ""  # and is released when it ends
+    # a second claim in this process is refused as flock would refuse it, with the caller's advice, until released
+    from nasagent.runtime.journal import claim_run, release_run
+
+    first = claim_run(tmp_path / "nolock" / "journal.db")
+    with pytest.raises(nasagent.NasagentError, match="in use by pid .*, or try elsewhere"):
+        claim_run(tmp_path / "nolock" / "journal.db", advice="or try elsewhere")
+    release_run(first)
+    release_run(claim_run(tmp_path / "nolock" / "journal.db"))
+    # a writer killed but not yet reaped by its parent (a zombie) is gone
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    stat = Path(f"/proc/{zombie.pid}/stat")
+    for _ in range(200):
+        if not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            break
+        time.sleep(0.05)
+    try:
+        lock.write_text(f"pid {zombie.pid} on {socket.gethostname()}")
+        assert resume(tmp_path / "nolock", budget=6).samples == 6
+    finally:
+        zombie.wait()
 
 
 def test_ctrl_c_inside_a_tell_leaves_no_half_updated_snapshot(tmp_path, monkeypatch):

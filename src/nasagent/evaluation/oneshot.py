@@ -81,7 +81,7 @@ def run_epochs(search, data, budget: Budget | int, checkpoint: Path | None, stre
     ``record(epoch, what train returned)`` to the history and checkpoints. A seconds budget may end an epoch
     early (``train`` sets ``epoch.stopped_after``): the history then gets a record marked ``partial``, the
     checkpoint keeps the batches done in ``search.epoch_step``, and a later call finishes that epoch's remaining
-    batches, in the same order and on the same learning rate, before the next. ``search`` provides ``settings``,
+    batches, in the same order (on the same learning rate when it has the same epoch budget), before the next. ``search`` provides ``settings``,
     ``seed``, ``device``, ``optimizer``, ``epoch``, ``seconds``, ``history``, ``_save`` and ``_load`` (which keep
     ``epoch_step`` where a search can stop mid-epoch).
     """

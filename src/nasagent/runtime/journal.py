@@ -391,15 +391,17 @@ def claim_run(journal_path: str | Path, advice: str = "or search into another --
     except OSError as e:  # e.g. a file system without locks: the pid the lock file names is the guard
         f.seek(0)
         named = f.read().strip()
-        holder = _live_writer(named)
-        if holder is not None and named != _me():
+        # this process's own pid is a live writer only if this process holds the run (else a leftover: a reused pid)
+        holder = _live_writer(named) if named != _me() or _lock_key(f) in _HELD_WITHOUT_OS_LOCK else None
+        if holder is not None:
             f.close()
             raise NasagentError(f"{Path(journal_path).parent} is in use by {holder} (this file system has no locks, so "
-                                f"{f.name} names the writer); wait for it to finish, or, if that process is gone, "
-                                "empty that file and try again") from None
+                                f"{f.name} names the writer); wait for it to finish (if that process is gone, empty "
+                                f"that file), {advice}") from None
         logging.getLogger("nasagent").warning("cannot lock %s (%s); the pid written in it is the only one-writer guard",
                                               f.name, e)
         _write_pid(f)  # so that ``run_holder`` and the next claim can tell a live run from a finished one
+        _HELD_WITHOUT_OS_LOCK.add(_lock_key(f))
         return f
     if holder is not None:
         f.close()
@@ -409,9 +411,18 @@ def claim_run(journal_path: str | Path, advice: str = "or search into another --
     return f
 
 
+#: the lock files this process holds where the OS gives no lock (a second claim in this process is refused)
+_HELD_WITHOUT_OS_LOCK: set[str] = set()
+
+
+def _lock_key(f) -> str:
+    return os.path.realpath(f.name)
+
+
 def release_run(f) -> None:
     """Close the lock file ``claim_run`` returned (which releases the lock), first emptying it if it still names
     this process: the run is over, and ``run_holder`` reads the file where there are no OS locks."""
+    _HELD_WITHOUT_OS_LOCK.discard(_lock_key(f))
     try:
         f.seek(0)
         if f.read().strip() == _me():
@@ -451,6 +462,12 @@ def _live_writer(text: str) -> str | None:
     except (ProcessLookupError, OverflowError):
         return None
     except OSError:  # alive, owned by another user
+        pass
+    try:  # a killed process its parent has not reaped yet (a zombie) writes nothing more
+        with open(f"/proc/{int(parts[1])}/stat") as stat:
+            if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return None
+    except (OSError, IndexError):
         pass
     return text
 
