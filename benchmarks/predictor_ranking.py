@@ -6,8 +6,8 @@ nested across N) and score a fixed held-out set (the next ``--test`` architectur
 training set). Metrics: Kendall tau, Spearman rho and precision of the predicted top 5 % of the held-out set.
 All seeds of one GCN setting train together as one stacked network (``GCNPredictor.fit_predict_splits``).
 
-Fit and predict times of every predictor at N = 500 (one seed, predict on 10,000 NB201 cells) come from the
-same invocation. Results cache per (dataset, predictor, N) under benchmarks/cache/predictor_ranking/.
+Fit and predict times of every predictor at N = 500 (one seed, predict on 10,000 NB201 cells; ``--timing-train``
+and ``--timing-predict`` make them small for a quick check) come from the same invocation. Results cache per (dataset, predictor, N) under benchmarks/cache/predictor_ranking/.
 Writes benchmarks/results/predictor_ranking.json and .png.
 """
 
@@ -145,6 +145,8 @@ def main() -> None:
     ap.add_argument("--reference-datasets", default="nb201")
     ap.add_argument("--test", type=int, default=2000)
     ap.add_argument("--no-timings", action="store_true")
+    ap.add_argument("--timing-train", type=int, default=500, help="cells each timed predictor is fitted on")
+    ap.add_argument("--timing-predict", type=int, default=10_000, help="cells each timed predictor scores")
     ap.add_argument("--plot-only", action="store_true", help="redraw the figure from the results file")
     args = ap.parse_args()
     if args.plot_only:
@@ -217,7 +219,9 @@ def main() -> None:
             checks[f"{gcn}_never_beaten_at_n_le_100"] = all("loss" not in v.values() for v in verdicts.values())
     if not args.no_timings:
         space, archs, y = table("nb201")
-        rows += timings(space, archs, y)
+        if args.timing_train < 2 or args.timing_predict < 1 or args.timing_train + args.timing_predict > len(archs):
+            raise SystemExit(f"--timing-train (>= 2) plus --timing-predict (>= 1) must fit in the table's {len(archs)} cells")
+        rows += timings(space, archs, y, n=args.timing_train, n_pred=args.timing_predict)
     write_results("predictor_ranking", rows, extra={"checks": checks, "sizes": sizes, "test_size": args.test},
                   machine=machine_info(threads=1))
     plot(rows, args.datasets.split(","), RESULTS_DIR / "predictor_ranking.png")
