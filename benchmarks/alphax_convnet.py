@@ -52,7 +52,9 @@ def build_net(arch, in_shape, n_classes):
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * h * w, n_classes))
 
 
-def train_table(epochs: int) -> dict:
+def train_table(epochs: int, train_fraction: float = 1.0) -> dict:
+    """Each network of the domain trained once; ``train_fraction`` < 1 trains on that share of the training split
+    only (a quick check: the table is then a different, cheaper one, cached under its own name)."""
     import torch
 
     from nasagent.evaluation.datasets import load_dataset
@@ -60,6 +62,8 @@ def train_table(epochs: int) -> dict:
     data = load_dataset("digits", seed=0)
     space = ConvNetSpace()
     xt, yt = (torch.as_tensor(a) for a in data.split("train"))
+    keep = max(1, round(train_fraction * len(yt)))
+    xt, yt = xt[:keep], yt[:keep]
     splits = {s: tuple(torch.as_tensor(a) for a in data.split(s)) for s in ("val", "test")}
     table = {}
     t0 = time.time()
@@ -88,10 +92,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--train-fraction", type=float, default=1.0,
+                    help="share of the training split each network trains on (< 1: a quick check, not the result)")
     args = ap.parse_args()
+    if not 0 < args.train_fraction <= 1:
+        raise SystemExit(f"--train-fraction must be in (0, 1], got {args.train_fraction}")
     set_threads()
 
-    table = cached(f"convnet_digits_table_e{args.epochs}", lambda: train_table(args.epochs))
+    tag = f"_e{args.epochs}" + (f"_f{args.train_fraction:g}" if args.train_fraction < 1 else "")
+    table = cached(f"convnet_digits_table{tag}", lambda: train_table(args.epochs, args.train_fraction))
     space = ConvNetSpace()
     keys = list(table)
     bench = TableBenchmark(
@@ -110,7 +119,7 @@ def main() -> None:
         def go(name=name, opts=opts, seed=0):
             return drive(make_strategy(name, space, seed=seed, **opts), bench, objective, cap, opt_keys, seed=seed)
 
-        runs = [cached(f"convnet_e{args.epochs}_{label}_s{s}", lambda s=s, go=go: go(seed=s)) for s in range(args.seeds)]
+        runs = [cached(f"convnet{tag}_{label}_s{s}", lambda s=s, go=go: go(seed=s)) for s in range(args.seeds)]
         sm = summary(runs, cap)
         common = {"task": "convnet/digits", "n_seeds": args.seeds, "budget": cap, "censored": sm["censored"]}
         rows.append({"method": label, "metric": "samples_to_optimum_mean", "value": sm["mean"], "se": sm["se"], **common})
@@ -123,7 +132,7 @@ def main() -> None:
     vals = np.array([table[k]["val_accuracy"] for k in keys])
     extra = {"checks": checks, "n_networks": len(keys), "n_optimal": len(opt_keys), "optimum_val_accuracy": optimum,
              "optimal_networks": sorted(opt_keys), "val_accuracy_quartiles": np.percentile(vals, [25, 50, 75]).tolist(),
-             "epochs": args.epochs, "dataset": "digits 8x8, seeded 60/20/20 split"}
+             "epochs": args.epochs, "train_fraction": args.train_fraction, "dataset": "digits 8x8, seeded 60/20/20 split"}
     write_results("alphax_convnet", rows, extra=extra, machine=machine_info(threads=1))
     plot_bars(bars, RESULTS_DIR / "alphax_convnet.png", title="Simplified CNN domain (digits): samples to a best network", ylabel="samples")
     print(json.dumps(checks))
