@@ -202,3 +202,25 @@ def test_api_progress_takes_a_function_none_or_false():
     assert nasagent.search("nb201", "random", budget=5, progress=False, plot=False).samples == 5
     with pytest.raises(NasagentError, match="progress must be a function"):
         nasagent.search("nb201", "random", budget=5, progress=True, plot=False)
+
+
+def test_report_reads_a_minimize_journal(tmp_path):
+    """`nasagent report` on a minimize(..., journal=) file prints its best point and draws its curve, and a search's
+    journal given the same way still reports as a search."""
+    import numpy as np
+
+    from nasagent.strategies.lamcts import minimize, read_minimize_journal
+
+    path = tmp_path / "f.db"
+    r = minimize(lambda x: None if x[0] > 1.5 else float(np.sum(x**2)), [(-2, 2)] * 3, budget=30, seed=0,
+                 solver="random", n_init=10, leaf_size=8, journal=path)
+    back = read_minimize_journal(path)
+    assert back.fun == r.fun and back.nfev == 30 and back.nfail == r.nfail and np.array_equal(back.x, r.x)
+    rep = runner.invoke(app, ["report", str(path)])
+    assert rep.exit_code == 0, rep.output
+    assert f"{r.fun:.6g}" in rep.output and f"30 evaluations, {r.nfail} failed" in rep.output
+    assert (tmp_path / "f_curve.png").stat().st_size > 5_000
+    out = tmp_path / "run"
+    assert runner.invoke(app, ["search", "--budget", "5", "--out", str(out), "-q"]).exit_code == 0
+    assert read_minimize_journal(out / "journal.db") is None
+    assert "best architecture" in runner.invoke(app, ["report", str(out / "journal.db")]).output

@@ -459,14 +459,16 @@ def compare(
 
 @app.command()
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="a run directory written by nasagent search")],
+    run_dir: Annotated[Path, typer.Argument(help="a run directory written by nasagent search, or a minimize journal")],
     csv_out: Annotated[bool, typer.Option("--csv", help="also write trials.csv (every trial of the journal)")] = False,
 ):
-    """Summarise a run from its journal and redraw its plot."""
+    """Summarise a run from its journal and redraw its plot (also the journal of a minimize(..., journal=) call)."""
 
     def body():
         from nasagent.api import export_trials_csv, load_run, run_directory, write_outputs
 
+        if run_dir.is_file() and _report_minimize(run_dir):
+            return
         run = run_directory(run_dir)
         config, result = load_run(run_dir)
         if csv_out:
@@ -483,6 +485,33 @@ def report(
         console.print(f"written: {run}/best.json, curve.png" + (", front.csv, front.json, pareto.png" if result.front is not None else ""))
 
     _guard(body)
+
+
+def _report_minimize(path: Path) -> bool:
+    """``report`` on a journal written by ``minimize(..., journal=)``: its best point and a best-so-far plot beside
+    it (``<name>_curve.png``). False when the file is not such a journal."""
+    import numpy as np
+
+    from nasagent.core import Objective
+    from nasagent.report.plots import plot_run
+    from nasagent.strategies.lamcts import read_minimize_journal
+
+    r = read_minimize_journal(path)
+    if r is None:
+        return False
+    console.print(f"[bold]minimize[/] journal {escape(str(path))}: {r.nfev} evaluations, {r.nfail} failed "
+                  f"(seed {r.settings.get('seed')}, {len(r.settings.get('bounds', []))} dimensions)")
+    if r.fun is None:
+        console.print("[yellow]no successful evaluation[/]")
+    else:
+        x = escape(np.array2string(r.x, precision=6, threshold=20))
+        console.print(f"[bold green]best value[/] {r.fun:.6g} at x = {x}", highlight=False)
+    best = np.minimum.accumulate(r.history_y) if len(r.history_y) else []
+    trace = [(i + 1, float(v), float(b)) for i, (v, b) in enumerate(zip(r.history_y, best, strict=True))]
+    out = path.with_name(path.stem + "_curve.png")
+    plot_run(trace, Objective("value", "min"), out, title=f"minimize: {path.name}", xlabel="successful evaluations")
+    console.print(f"written: {out}")
+    return True
 
 
 @app.command("export")

@@ -17,7 +17,8 @@ def _plt():
     return plt
 
 
-def plot_run(trace, objective, path: str | Path, title: str = "", optimum: float | None = None) -> Path:
+def plot_run(trace, objective, path: str | Path, title: str = "", optimum: float | None = None,
+             xlabel: str = "samples (unique architectures evaluated)") -> Path:
     """Best-so-far value against samples, with every sample's value as dots and the optimum as a line."""
     plt = _plt()
     path = Path(path)
@@ -36,7 +37,7 @@ def plot_run(trace, objective, path: str | Path, title: str = "", optimum: float
                 ax.set_ylim(lo - pad, max(hi, optimum or hi) + pad)
     if optimum is not None:
         ax.axhline(optimum, color="tab:green", ls="--", lw=1, label=f"global optimum {optimum:.4g}")
-    ax.set_xlabel("samples (unique architectures evaluated)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(f"{objective.metric} ({objective.mode})")
     ax.set_title(title)
     if ax.get_legend_handles_labels()[1]:  # nothing to label when every trial failed

@@ -513,6 +513,31 @@ def minimize(fun, bounds, budget: int = 500, seed: int = 0, batch_size: int = 1,
                           history_y=np.array(ys), optimizer=opt, replayed=0 if log is None else log.replayed)
 
 
+def read_minimize_journal(path) -> MinimizeResult | None:
+    """What a ``minimize(..., journal=path)`` run has evaluated so far, read without locking it (it may still be
+    running): ``x``, ``fun``, ``nfev``, ``nfail``, ``history_x``, ``history_y`` and ``settings``; None when
+    ``path`` is a nasagent journal that ``minimize`` did not write."""
+    import json
+
+    from nasagent.runtime.journal import Journal
+
+    journal = Journal(path, create=False)
+    try:
+        settings = journal.get_meta("minimize")
+        if settings is None:
+            return None
+        rows = [r for r in journal.trials() if r.status != "running"]
+    finally:
+        journal.close()
+    done = [(np.asarray(json.loads(r.arch), dtype=np.float64), r.metrics.get("value") if r.status == "ok" else None)
+            for r in rows]
+    xs = [x for x, y in done if y is not None]
+    ys = [y for _, y in done if y is not None]
+    i = int(np.argmin(ys)) if ys else None
+    return MinimizeResult(x=None if i is None else xs[i], fun=None if i is None else ys[i], nfev=len(done),
+                          nfail=len(done) - len(ys), history_x=np.array(xs), history_y=np.array(ys), settings=settings)
+
+
 class _MinimizeJournal:
     """``minimize``'s evaluations in a nasagent SQLite journal (one trial row per evaluation, written the moment
     it returns), so that a killed ``minimize`` loses nothing and a later call with the same journal replays it."""
