@@ -280,6 +280,7 @@ def test_a_time_budget_that_ends_mid_epoch_resumes_mid_epoch(small, tmp_path, mo
     resumed = ParsecSearch(**opts)
     resumed.fit(small, Budget(evaluations=2), tmp_path)
     assert (resumed.epoch, resumed.epoch_step) == (2, 0) and len(resumed.history) == 3
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 2] and [h.get("partial", False) for h in resumed.history] == [False, True, False]
     assert sum(h["steps"] + h["skipped_steps"] for h in resumed.history[1:]) == per_epoch
     for a, b in zip(straight.dist.logits, resumed.dist.logits, strict=True):
         assert torch.allclose(a, b, atol=1e-6)

@@ -116,7 +116,10 @@ def run_epochs(search, data, budget: Budget | int, checkpoint: Path | None, stre
         else:
             search.epoch += 1
             search.epoch_step = 0
-        search.history.append({**record(epoch, out), "partial": True} if cut else record(epoch, out))
+        rec = record(epoch, out)
+        if cut:  # numbered as the epoch will be when it completes, as the record that completes it
+            rec = {**rec, "partial": True, **({"epoch": search.epoch + 1} if "epoch" in rec else {})}
+        search.history.append(rec)
         if checkpoint is not None:
             search._save(checkpoint)
         if cut:
