@@ -459,29 +459,35 @@ def test_local_solvers_inside_lamcts(solver):
     assert r.fun < np.min(r.history_y[:12])
 
 
-def test_cobyla_solver_is_scipys_cobyla_through_ask_tell():
-    """Driven by ask/tell, the solver proposes exactly the points scipy's COBYLA evaluates when it calls the
-    function itself, stops when COBYLA converges, and a failed evaluation is told as the worst value so far."""
+def _scipy_cobyla_run(target, constrained: bool, maxiter: int):
+    """scipy's own COBYLA on a 3-D sphere around ``target`` in [-2, 2]^3, from a fixed start with step 0.2, in unit
+    coordinates (with the cube's faces as constraints or none, points clipped into the cube): the reference the
+    solver is checked against. Returns (lo, hi, start, f, the points it evaluated, scipy's result)."""
     from scipy.optimize import minimize as scipy_minimize
 
-    from nasagent.strategies.local_solvers import CobylaSolver
-
     lo, hi = np.full(3, -2.0), np.full(3, 2.0)
-    target = np.array([0.3, -0.4, 0.9])
+    start = np.array([1.5, 1.5, -1.5])
+    seen = []
 
     def f(x):
         return float(np.sum((x - target) ** 2))
-
-    start = np.array([1.5, 1.5, -1.5])
-    seen = []
 
     def in_unit(u):
         x = lo + np.clip(u, 0, 1) * (hi - lo)
         seen.append(x)
         return f(x)
 
-    ref = scipy_minimize(in_unit, (start - lo) / (hi - lo), method="COBYLA", bounds=[(0, 1)] * 3,
-                         options={"rhobeg": 0.2, "tol": 1e-6, "maxiter": 10_000})
+    ref = scipy_minimize(in_unit, (start - lo) / (hi - lo), method="COBYLA", bounds=[(0, 1)] * 3 if constrained else None,
+                         options={"rhobeg": 0.2, "tol": 1e-6, "maxiter": maxiter})
+    return lo, hi, start, f, seen, ref
+
+
+def test_cobyla_solver_is_scipys_cobyla_through_ask_tell():
+    """Driven by ask/tell, the solver proposes exactly the points scipy's COBYLA evaluates when it calls the
+    function itself, stops when COBYLA converges, and a failed evaluation is told as the worst value so far."""
+    from nasagent.strategies.local_solvers import CobylaSolver
+
+    lo, hi, start, f, seen, ref = _scipy_cobyla_run(np.array([0.3, -0.4, 0.9]), constrained=True, maxiter=10_000)
     solver = CobylaSolver(lo, hi, np.random.default_rng(0), start=start, rhobeg=0.2, rhoend=1e-6)
     asked = []
     while not solver.done:
@@ -513,25 +519,10 @@ def test_cobyla_solver_clip_mode_is_unconstrained_cobyla_on_clipped_points():
     into the box, which is not what the constrained run proposes; points stay in the box; a snapshot replays it."""
     import pickle
 
-    from scipy.optimize import minimize as scipy_minimize
-
     from nasagent.strategies.local_solvers import CobylaSolver
 
-    lo, hi = np.full(3, -2.0), np.full(3, 2.0)
-    target = np.array([0.3, 2.5, -2.6])  # two coordinates of the optimum lie outside the box
-
-    def f(x):
-        return float(np.sum((x - target) ** 2))
-
-    start = np.array([1.5, 1.5, -1.5])
-    seen = []
-
-    def in_unit(u):
-        x = lo + np.clip(u, 0, 1) * (hi - lo)
-        seen.append(x)
-        return f(x)
-
-    scipy_minimize(in_unit, (start - lo) / (hi - lo), method="COBYLA", options={"rhobeg": 0.2, "tol": 1e-6, "maxiter": 60})
+    # two coordinates of the optimum lie outside the box
+    lo, hi, start, f, seen, _ = _scipy_cobyla_run(np.array([0.3, 2.5, -2.6]), constrained=False, maxiter=60)
 
     def drive(solver, n):
         asked = []

@@ -94,11 +94,12 @@ class Journal:
             except OSError as e:
                 raise NasagentError(f"cannot create the folder of the journal {p} ({e.strerror}: {e.filename}); "
                                     "choose a path in a writable folder") from None
-            if create and p.exists() and not (os.access(p.parent, os.W_OK) and os.access(p, os.W_OK)):
+            writable = os.access(p.parent, os.W_OK) and os.access(p, os.W_OK)  # False for a file not there yet
+            if create and p.exists() and not writable:
                 raise NasagentError(f"{p} cannot be written (a read-only folder or file); copy it somewhere writable "
                                     "first")
             # a run on a read-only disk can still be reported and exported (SQLite's WAL needs a writable folder)
-            self.read_only = not create and not (os.access(p.parent, os.W_OK) and os.access(p, os.W_OK))
+            self.read_only = not create and not writable
         try:
             if self.read_only:
                 self.db = _open_read_only(Path(self.path))

@@ -17,6 +17,7 @@ point the solver proposes.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 
@@ -517,8 +518,6 @@ def read_minimize_journal(path) -> MinimizeResult | None:
     """What a ``minimize(..., journal=path)`` run has evaluated so far, read without locking it (it may still be
     running): ``x``, ``fun``, ``nfev``, ``nfail``, ``history_x``, ``history_y`` and ``settings``; None when
     ``path`` is a nasagent journal that ``minimize`` did not write."""
-    import json
-
     from nasagent.runtime.journal import Journal
 
     journal = Journal(path, create=False)
@@ -543,7 +542,6 @@ class _MinimizeJournal:
     it returns), so that a killed ``minimize`` loses nothing and a later call with the same journal replays it."""
 
     def __init__(self, path, setting: dict):
-        import json
         import threading
 
         from nasagent.runtime.journal import Journal
@@ -587,8 +585,6 @@ class _MinimizeJournal:
         return self.replaying and row is not None and row.status != "running"
 
     def _point(self, number: int) -> np.ndarray:
-        import json
-
         return np.asarray(json.loads(self.rows[number].arch), dtype=np.float64)
 
     def _value(self, number: int) -> float | None:
@@ -628,8 +624,6 @@ class _MinimizeJournal:
         return self._value(number)
 
     def record(self, number: int, x: np.ndarray, y: float | None) -> None:
-        import json
-
         result = Result(metrics={} if y is None else {"value": y}, score=None if y is None else -y,
                         status="failed" if y is None else "ok", error="fun returned None or raised" if y is None else None)
         number += self.shift
