@@ -59,6 +59,16 @@ METHODS: dict[str, tuple[str, dict]] = {
     "lamcts-cobyla-clip": ("lamcts", {"solver": "cobyla", "preset": "synthetic", "cobyla_bounds": "clip"}),
     "lamcts-cobyla-centre-clip": ("lamcts", {"solver": "cobyla", "preset": "synthetic", "init": "centre+lhs",
                                              "cobyla_rhobeg": 1 / 6, "cobyla_bounds": "clip"}),
+    # not the thesis: K-means on [x, f] with f weighted as much as all d coordinates (kmeans_scale="balanced"), so
+    # at 100-D the "good" cluster holds the good points instead of the points on one side of the box
+    "lamcts-cobyla-centre-clip-balanced": ("lamcts", {"solver": "cobyla", "preset": "synthetic", "init": "centre+lhs",
+                                                      "cobyla_rhobeg": 1 / 6, "cobyla_bounds": "clip",
+                                                      "kmeans_scale": "balanced"}),
+    "lamcts-cobyla-balanced": ("lamcts", {"solver": "cobyla", "preset": "synthetic", "kmeans_scale": "balanced"}),
+    "lamcts-turbo-reuse-balanced": ("lamcts", {"solver": "turbo", "cp": 1.0, "leaf_size": 20, "n_init": 20,
+                                               "reuse_region_data": True, "local_n_init": 5,
+                                               "kmeans_scale": "balanced"}),
+    "lamcts-cmaes-balanced": ("lamcts", {"solver": "cmaes", "preset": "synthetic", "kmeans_scale": "balanced"}),
     "turbo": ("turbo", {}),
     # not the reference: the trust region halves after 3 failed batches instead of ceil(d / batch) (10 at 100-D)
     "turbo-failtol3": ("turbo", {"failtol": 3}),
@@ -72,6 +82,9 @@ METHODS: dict[str, tuple[str, dict]] = {
     "ngopt": ("ngopt", {}),
     "random": ("random", {}),
     "de": ("nevergrad", {"optimizer": "DE"}),
+    # nevergrad's COBYLA alone (from the box's centre, points clipped into the box): how much of an LA-MCTS(COBYLA)
+    # result is the tree's and how much the local solver's
+    "ng-cobyla": ("nevergrad", {"optimizer": "Cobyla"}),
     "dual-annealing": ("dual-annealing", {}),
     "bo": ("bo", {}),  # plain GP-EI Bayesian optimisation over the whole box (botorch), the brief's BO baseline
     # LaNAS (thesis Ch. 4) on the box: its fixed tree of linear regressors and pi_rand rejection sampling inside the

@@ -194,6 +194,31 @@ def test_partition_tree_invariants():
     assert PartitionTree(X, np.ones(len(X)), lo, hi, leaf_size=5).n_splits == 0
 
 
+def test_balanced_kmeans_splits_by_value_in_many_dimensions():
+    """At 100-D the value is one column of 101: raw or standardized K-means splits by position, so its "good"
+    child holds about half of the best points; balanced scaling gives the value the position's weight."""
+    rng = np.random.default_rng(0)
+    d, n = 100, 40
+    X = rng.uniform(-5, 10, size=(n, d))
+    f = -np.sqrt(((X - 2.0) ** 2).mean(axis=1))  # maximised: minus the RMS distance to (2, ..., 2)
+    lo, hi = np.full(d, -5.0), np.full(d, 10.0)
+    top10 = set(np.argsort(-f)[:10].tolist())
+
+    def split(scale):
+        tree = PartitionTree(X, f, lo, hi, leaf_size=20, kmeans_scale=scale, seed=0)
+        assert tree.n_splits >= 1
+        good, bad = (tree.nodes[k].idx for k in tree.nodes[0].kids)
+        return len(top10 & set(good.tolist())), (f[good].mean() - f[bad].mean()) / f.std()
+
+    best_in_good, gap = split("balanced")
+    assert best_in_good == 10 and gap > 1.5
+    for scale in ("raw", "standardize"):
+        best_in_good, gap = split(scale)
+        assert best_in_good <= 7 and gap < 0.7
+    with pytest.raises(NasagentError, match="kmeans_scale must be one of"):
+        PartitionTree(X, f, lo, hi, kmeans_scale="value")
+
+
 @pytest.mark.parametrize("method", ["rejection", "cube", "hit-and-run"])
 def test_region_samplers_stay_inside(method):
     X, f = _toy()

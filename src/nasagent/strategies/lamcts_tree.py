@@ -22,6 +22,11 @@ from nasagent.core import NasagentError
 from nasagent.strategies.partition import pick, ucb_score
 
 KERNELS = ("linear", "poly", "rbf")
+#: how the K-means rows [x, f] are scaled: "raw" (the thesis), "standardize" (each column to unit variance), or
+#: "balanced" (standardized, then f times sqrt(d)). Raw or standardized, f is one column of d + 1, so in many
+#: dimensions the clusters follow position alone and the "good" cluster need not hold the good points;
+#: balanced, f counts as much as the position does.
+KMEANS_SCALES = ("raw", "standardize", "balanced")
 
 
 def svm_predict(svm, X: np.ndarray, chunk: int = 512) -> np.ndarray:
@@ -129,8 +134,8 @@ class PartitionTree:
     ):
         if kernel not in KERNELS:
             raise NasagentError(f"unknown SVM kernel {kernel!r}; kernels: {', '.join(KERNELS)}")
-        if kmeans_scale not in ("raw", "standardize"):
-            raise NasagentError(f"kmeans_scale must be 'raw' or 'standardize', got {kmeans_scale!r}")
+        if kmeans_scale not in KMEANS_SCALES:
+            raise NasagentError(f"kmeans_scale must be one of {', '.join(map(repr, KMEANS_SCALES))}, got {kmeans_scale!r}")
         if assign not in ("kmeans", "svm"):
             raise NasagentError(f"assign must be 'kmeans' or 'svm', got {assign!r}")
         self.X, self.f = np.asarray(X, dtype=np.float64), np.asarray(f, dtype=np.float64)
@@ -166,9 +171,11 @@ class PartitionTree:
         if np.ptp(f) == 0:
             return None  # one value everywhere: nothing to separate
         feats = np.column_stack([X, f])
-        if self.kmeans_scale == "standardize":
+        if self.kmeans_scale != "raw":
             sd = feats.std(axis=0)
             feats = (feats - feats.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+            if self.kmeans_scale == "balanced":  # f weighs as much as all d coordinates together
+                feats[:, -1] *= np.sqrt(X.shape[1])
         labels = KMeans(n_clusters=2, n_init=3, random_state=self.seed + node.id).fit_predict(feats)
         if labels.min() == labels.max():
             return None
