@@ -47,6 +47,37 @@ def test_fit_resumes_exactly(small, tmp_path):
     assert straight.history[-1]["arch"] == resumed.history[-1]["arch"]
 
 
+@pytest.mark.parametrize("method", ["darts", "enas"])
+def test_a_time_budget_that_ends_mid_epoch_stops_there_and_resumes(small, tmp_path, monkeypatch, method):
+    """DARTS and ENAS stop at the step where the time budget ends (they used to finish the epoch, overrunning it
+    by up to an epoch) and a resumed fit trains the epoch's remaining batches, ending where a straight fit ends."""
+    from nasagent.evaluation.darts_search import METHODS
+    from nasagent.evaluation.oneshot import Epoch
+
+    cls, opts = METHODS[method], dict(seed=2, arch_lr=0.05, **TINY)
+    straight = cls(**opts)
+    straight.fit(small, Budget(evaluations=2))
+    calls = [0]
+
+    def out_of_time(self):  # the clock runs out two steps into the first epoch (of three steps or more)
+        calls[0] += 1
+        return calls[0] == 2
+
+    monkeypatch.setattr(Epoch, "out_of_time", out_of_time)
+    first = cls(**opts)
+    first.fit(small, Budget(evaluations=2, seconds=3600), tmp_path)
+    assert (first.epoch, first.epoch_step, calls[0]) == (0, 2, 2)
+    assert len(first.history) == 1 and first.history[0]["partial"] and first.history[0]["epoch"] == 1
+    monkeypatch.undo()
+    resumed = cls(**opts)
+    resumed.fit(small, Budget(evaluations=2), tmp_path)
+    assert (resumed.epoch, resumed.epoch_step) == (2, 0)
+    assert [h["epoch"] for h in resumed.history] == [1, 1, 2] and [h.get("partial", False) for h in resumed.history] == [True, False, False]
+    assert torch.allclose(straight.alpha["cell"], resumed.alpha["cell"], atol=1e-6)
+    for a, b in zip(straight.net.state_dict().values(), resumed.net.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5)
+
+
 def test_few_shot_enas_splits_inherits_and_picks_the_lowest_loss(small):
     f = FewShotDarts(method="enas", splits=1, edges=[2], seed=0, arch_lr=0.05, **TINY)
     f.fit(small, Budget(evaluations=2))

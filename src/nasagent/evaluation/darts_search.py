@@ -193,6 +193,7 @@ class DartsSearch:
         self.net = None
         self.alpha = None
         self.epoch = 0
+        self.epoch_step = 0  # batches of the current epoch done when a time budget stopped it mid-way
         self.seconds = 0.0
         self.history: list[dict] = []
 
@@ -294,6 +295,9 @@ class DartsSearch:
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.settings.grad_clip or 5.0)
             self.optimizer.step()
             losses.append(float(loss.detach()))
+            if ep.out_of_time():  # stop where the time budget ends; a later fit finishes the epoch
+                ep.stopped_after = step + 1
+                break
         return losses
 
     def validation_loss(self, data: Dataset | None = None) -> float:
@@ -345,8 +349,8 @@ class DartsSearch:
     def _state(self) -> dict:
         return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "alpha": {k: a.detach().cpu() for k, a in self.alpha.items()},
-                "arch_optimizer": self.arch_optimizer.state_dict(), "epoch": self.epoch, "seconds": self.seconds,
-                "history": self.history}
+                "arch_optimizer": self.arch_optimizer.state_dict(), "epoch": self.epoch, "epoch_step": self.epoch_step,
+                "seconds": self.seconds, "history": self.history}
 
     def _restore(self, st: dict) -> None:
         torch = _torch()
@@ -369,6 +373,7 @@ class DartsSearch:
         except (OSError, RuntimeError, KeyError, EOFError) as e:
             raise NasagentError(f"DARTS checkpoint {path} cannot be read ({e}); delete it to restart") from None
         self.epoch, self.seconds, self.history = st["epoch"], st["seconds"], list(st["history"])
+        self.epoch_step = st.get("epoch_step", 0)  # absent from checkpoints older than mid-epoch resumption
 
 
 class EnasSearch(DartsSearch):
@@ -425,6 +430,9 @@ class EnasSearch(DartsSearch):
             self.arch_optimizer.step()
             self.baseline = base * self.baseline_decay + (1 - self.baseline_decay) * reward
             out.append((float(loss.detach()), reward))
+            if ep.out_of_time():
+                ep.stopped_after = step + 1
+                break
         return out
 
     def _reward(self, arch, x, y) -> float:
