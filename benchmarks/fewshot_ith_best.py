@@ -22,6 +22,13 @@ the table's top 10 %.
 
     python benchmarks/fewshot_ith_best.py --supernet-seeds 3 --search-seeds 50 --budget 300 --workers 2
 
+Scoring every cell takes each supernet about 25 minutes here. ``--cells N`` shrinks the universe to the 100
+trained digits16 cells plus N other seeded cells: the searches run on that subset (a proposal outside it is told
+as a failed trial and not counted), so a smoke run takes a few minutes (its figures are not the benchmark's):
+
+    python benchmarks/fewshot_ith_best.py --supernet-seeds 2 --search-seeds 2 --budget 25 --epochs 2 --cells 200 \
+        --name fewshot_ith_best_smoke
+
 Writes ``benchmarks/results/fewshot_ith_best.json`` and ``.png``.
 """
 
@@ -52,11 +59,18 @@ DIGITS_SEARCH = "random over the 100 trained cells"
 DIGITS_AT = (5, 10, 25, 50)
 
 
-def _cells() -> list[str]:
+def _cells(n: int | None = None) -> list[str]:
+    """Every NB201 cell, or (``n``) the 100 trained digits16 cells and ``n`` other cells drawn with a fixed seed."""
     from nasagent.spaces.nb201 import NB201Space
 
     sp = NB201Space()
-    return [sp.format(a) for a in sp.enumerate()]
+    every = [sp.format(a) for a in sp.enumerate()]
+    if n is None:
+        return every
+    trained = set(mean_test_accuracy(100, TASK)[0])
+    rest = [c for c in every if c not in trained]
+    pick = np.random.default_rng(2026).choice(len(rest), size=min(int(n), len(rest)), replace=False)
+    return sorted(trained | {rest[int(i)] for i in pick})
 
 
 def _cache(epochs: int, batch_size: int) -> Path:
@@ -80,12 +94,15 @@ def score_job(estimator: str, seed: int, epochs: int, batch_size: int, cells: li
 
 
 def search_curve(strategy: str, seed: int, score: dict[str, float], truth: dict[str, float], budget: int) -> np.ndarray:
-    """Truth of the best-scored cell after each of ``budget`` distinct cells of one search run."""
+    """Truth of the best-scored cell after each of ``budget`` distinct cells of one search run. When ``truth``
+    covers part of NB201 (``--cells``), the search runs on that subset and a proposal outside it fails."""
     from nasagent.registry import make_strategy
     from nasagent.spaces.nb201 import NB201Space
+    from nasagent.spaces.subset import SubsetSpace
 
     sp = NB201Space()
-    strat = make_strategy(strategy, sp, seed=seed)
+    full = len(truth) == sp.size()
+    strat = make_strategy(strategy, sp if full else SubsetSpace(sp, [sp.key(sp.parse(c)) for c in truth]), seed=seed)
     seen: set[str] = set()
     best_score, best_truth, curve = -np.inf, np.nan, []
     asks = 0
@@ -93,6 +110,9 @@ def search_curve(strategy: str, seed: int, score: dict[str, float], truth: dict[
         asks += 1
         trial = strat.ask()
         cell = sp.format(trial.arch)
+        if cell not in truth:  # outside the --cells universe
+            strat.tell(trial, Result.failed("outside the scored cells"))
+            continue
         s = score[cell]
         strat.tell(trial, Result(metrics={"score": s}, score=s))
         if cell in seen:
@@ -167,15 +187,20 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=100, help="one-shot supernet epochs (children: a quarter each)")
     ap.add_argument("--batch-size", type=int, default=48)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--cells", type=int, default=None,
+                    help="score only the 100 trained digits16 cells and N other seeded cells, and search among them (smoke runs)")
+    ap.add_argument("--name", default="fewshot_ith_best", help="results file stem")
     args = ap.parse_args()
+    if args.cells is not None and args.cells < 0:
+        ap.error(f"--cells must be >= 0, got {args.cells}")
     t0 = time.time()
-    cells = _cells()
+    cells = _cells(args.cells)
     seeds = range(args.supernet_seeds)
     with ProcessPoolExecutor(args.workers) as ex:
         # train each seed's tree once (one-shot and few-shot-thesis share its checkpoints), then score every cell
         list(ex.map(score_job, ["few-shot-thesis"] * len(seeds), seeds, [args.epochs] * len(seeds),
                     [args.batch_size] * len(seeds), [cells[:1]] * len(seeds)))
-        futures = {(e, s): ex.submit(score_job, e, s, args.epochs, args.batch_size, None) for s in seeds for e in ESTIMATORS}
+        futures = {(e, s): ex.submit(score_job, e, s, args.epochs, args.batch_size, cells) for s in seeds for e in ESTIMATORS}
         recs = {job: f.result() for job, f in futures.items()}
 
     from nasagent.benchmarks.nb201 import nb201_benchmark
@@ -183,6 +208,7 @@ def main() -> None:
 
     sp, nb = NB201Space(), nb201_benchmark()
     truth = {c: float(nb.value(sp.key(sp.parse(c)), "accuracy")) for c in cells}
+    recs = {job: {**rec, "scores": {c: rec["scores"][c] for c in cells}} for job, rec in recs.items()}  # a cache may hold more
     at = [i for i in REPORT_AT if i <= args.budget]
     curves: dict[tuple[str, str], list[np.ndarray]] = {}
     with ProcessPoolExecutor(args.workers) as ex:
@@ -208,9 +234,9 @@ def main() -> None:
     costs = {f"{e}-s{s}": {"train_seconds": recs[(e, s)]["train_seconds"], "epochs": recs[(e, s)]["epochs"],
                            "score_seconds_all_cells": recs[(e, s)]["score_seconds"],
                            **rank_agreement(recs[(e, s)]["scores"], truth)} for (e, s) in recs}
-    write_results("fewshot_ith_best", rows, machine=machine_info(threads=1), extra={
+    write_results(args.name, rows, machine=machine_info(threads=1), extra={
         "task": TASK, "epochs": args.epochs, "supernet_batch_size": args.batch_size, "supernet_seeds": args.supernet_seeds,
-        "search_seeds": args.search_seeds, "budget": args.budget, "strategies": STRATEGIES, "nb201_optimum": optimum,
+        "search_seeds": args.search_seeds, "budget": args.budget, "cells": len(cells), "strategies": STRATEGIES, "nb201_optimum": optimum,
         "verdicts": verdicts, "supernets": costs, "wall_seconds": time.time() - t0,
         "protocol": "i-th best: the truth of the best-scored cell among a run's first i distinct cells; truth nb201: "
                     "NB201 CIFAR-10 test accuracy (embedded table), searches over all cells; truth digits: the digits16 "
@@ -218,7 +244,7 @@ def main() -> None:
                     "over supernet seeds (the mean of each seed's runs, paired by seed, 2-se rule); se_search_runs: over "
                     "runs, search noise only",
     })
-    _plot(curves, dcurves, len(seeds), optimum, RESULTS_DIR / "fewshot_ith_best.png")
+    _plot(curves, dcurves, len(seeds), optimum, RESULTS_DIR / f"{args.name}.png")
     for k, v in verdicts.items():
         print(f"{k}: {v}")
 
