@@ -251,6 +251,24 @@ def test_learning_curve_early_stopping(small):
     assert out.stopped_early and out.epochs_trained == 2 and "learning curve" in out.stop_reason
 
 
+def test_curve_stop_reference_is_shared_through_the_checkpoint_directory(small, tmp_path):
+    """Worker processes (here: two evaluators) of one search, and a resumed search, compare learning curves
+    against every finished run of the configuration, not only their own; without a directory, their own."""
+    from nasagent.evaluation.train import TrainingBenchmark
+
+    opts = dict(epochs=2, curve_stop=True, checkpoint_dir=tmp_path, **TINY)
+    first, second = TrainingBenchmark(small, **opts), TrainingBenchmark(small, **opts)
+    assert first._reference() is None
+    acc = first(CONV).metrics["val_accuracy"]
+    assert second._reference() == acc and TrainingBenchmark(small, **opts)._reference() == acc
+    other = TrainingBenchmark(small, **{**opts, "epochs": 3})  # another configuration keeps its own ledger
+    assert other._reference() is None
+    alone = TrainingBenchmark(small, **{**opts, "checkpoint_dir": None})
+    assert alone._reference() is None
+    acc2 = alone(POOL).metrics["val_accuracy"]
+    assert alone._reference() == acc2 and second._reference() == acc
+
+
 def test_finetune_top_k(small):
     from nasagent.evaluation.train import TrainingBenchmark, finetune_top
 

@@ -424,6 +424,10 @@ def _measured(step_fn, device):
 
 
 # -- the store of trained networks (inheritance, fine-tuning) ------------------------------------------------------
+#: the validation accuracies of finished runs, one per line, in a configuration's running directory
+FINISHED_LEDGER = "finished.txt"
+
+
 class WeightStore:
     """Trained weights by architecture key: on disk under ``root`` (shared by worker processes), or in memory."""
 
@@ -623,7 +627,7 @@ class TrainingBenchmark(Benchmark):
         ck = None
         if self.running_dir is not None:
             ck = self.running_dir / f"{WeightStore.slug(key)}-e{settings.epochs}.pt"
-        reference = max(self._finished) if self._finished else None
+        reference = self._reference()
         try:
             outcome, extras = train_model(model, self.data, settings, self.seed, self.device, checkpoint=ck, reference=reference,
                                           measure_memory=self.measure_memory)
@@ -655,11 +659,35 @@ class TrainingBenchmark(Benchmark):
             metrics["flops"] = float(count_flops(model, self.data.input_shape))
             metrics["latency_ms"] = 1000 * measure_latency(model, self.data.input_shape, repeats=20)
         if not outcome.stopped_early:
-            self._finished.append(outcome.val_accuracy)
+            self._record_finished(outcome.val_accuracy)
         self.store.put(key, self.space.format(arch), model.state_dict(), outcome.val_accuracy)
         if ck is not None:
             ck.unlink(missing_ok=True)
         return Result(metrics=metrics, cost=time.perf_counter() - t0)
+
+    def _reference(self) -> float | None:
+        """The best validation accuracy of a run that trained to its end, for learning-curve stopping: this
+        evaluator's, and with a checkpoint directory every evaluator's of the same configuration (the worker
+        processes of one search, and the run before a resume)."""
+        seen = list(self._finished)
+        if self.running_dir is not None:
+            try:
+                lines = (self.running_dir / FINISHED_LEDGER).read_text().split()
+            except OSError:
+                lines = []
+            for line in lines:
+                try:
+                    seen.append(float(line))
+                except ValueError:  # a line another process is still writing
+                    continue
+        seen = [v for v in seen if math.isfinite(v)]
+        return max(seen) if seen else None
+
+    def _record_finished(self, val_accuracy: float) -> None:
+        self._finished.append(val_accuracy)
+        if self.running_dir is not None:
+            with open(self.running_dir / FINISHED_LEDGER, "a") as f:  # one short append: the processes do not interleave
+                f.write(f"{val_accuracy!r}\n")
 
     def _check_memory(self, model):
         """With ``max_memory_mb``: the estimated MiB of a training step (``systems.memory.estimate_peak``:
