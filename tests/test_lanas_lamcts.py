@@ -360,6 +360,25 @@ def test_minimize_journal_resumes_a_killed_run_without_calling_fun_again(tmp_pat
     assert again.replayed == 10  # a numpy number is stored as the plain one
 
 
+def test_minimize_journal_on_a_read_only_path_is_refused_before_fun_runs(tmp_path, monkeypatch):
+    """A journal that cannot be written (the tests run as root, so the OS is told so) is refused with one message
+    that names the file and what to do, before ``fun`` is called and without touching the file."""
+    import os
+
+    from nasagent.runtime import journal as journal_module
+
+    path = tmp_path / "opt.db"
+    minimize(_sphere, [(-2, 2)] * 2, budget=12, seed=0, solver="random", n_init=4, journal=str(path))
+    before = path.read_bytes()
+    real = os.access
+    monkeypatch.setattr(journal_module.os, "access", lambda p, mode: False if mode == os.W_OK else real(p, mode))
+    calls = []
+    with pytest.raises(NasagentError, match=r"opt\.db cannot be written .*copy it somewhere writable"):
+        minimize(lambda x: calls.append(1) or _sphere(x), [(-2, 2)] * 2, budget=20, seed=0, solver="random", n_init=4,
+                 journal=str(path))
+    assert calls == [] and path.read_bytes() == before
+
+
 def test_minimize_journal_that_no_longer_replays_is_kept_as_observations(tmp_path, caplog):
     """When the optimiser stops asking for the journalled points (another version, or floating point that differs
     between machines), the rest of the journal is told as observations, with a warning: every journalled value
