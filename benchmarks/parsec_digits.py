@@ -124,7 +124,9 @@ def run_darts(seed: int, seconds: float, epochs: int, train_epochs: int, data, c
         total = max(1, round(seconds / max(s.seconds, 1e-9)))
         s.fit(data, Budget(evaluations=total, seconds=seconds), ck)
         arch = s.space.format(s.derive())
-        return {"arch": arch, "search_seconds": s.seconds, "epochs": s.epoch, **_retrain(arch, train_epochs, data)}
+        # "epochs" counts completed epochs; the time budget may stop the last one part-way ("partial_epoch_steps")
+        return {"arch": arch, "search_seconds": s.seconds, "epochs": s.epoch, "partial_epoch_steps": s.epoch_step,
+                **_retrain(arch, train_epochs, data)}
 
     return _cached(cache / f"darts-1st-s{seed}.json", go)
 

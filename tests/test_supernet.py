@@ -158,11 +158,11 @@ def test_darts_search_resumes_exactly(small, tmp_path, order):
     a = DartsSearch("nb201", order=order, batch_size=32, device="cpu", **TINY)
     a.fit(small, Budget(evaluations=2), None)
     b = DartsSearch("nb201", order=order, batch_size=32, device="cpu", **TINY)
-    b.fit(small, Budget(evaluations=2, seconds=1e-9), tmp_path)  # "interrupted" after one epoch ...
-    assert b.epoch == 1
+    b.fit(small, Budget(evaluations=2, seconds=1e-9), tmp_path)  # "interrupted" after its first step ...
+    assert (b.epoch, b.epoch_step) == (0, 1) and b.history[-1]["partial"]
     c = DartsSearch("nb201", order=order, batch_size=32, device="cpu", **TINY)
     c.fit(small, Budget(evaluations=2), tmp_path)  # ... and continued by a new object
-    assert c.epoch == 2 and len(c.history) == 2
+    assert c.epoch == 2 and len(c.history) == 3  # the cut epoch's record, the one that completes it, the second
     assert torch.equal(a.alpha["cell"], c.alpha["cell"])
     assert not torch.allclose(a.alpha["cell"], torch.zeros_like(a.alpha["cell"]), atol=1e-3)
     props = a.propose(3)
@@ -194,8 +194,8 @@ def test_fewshot_darts_time_budget_leaves_the_rest_untrained_but_covered(small, 
     from nasagent.evaluation.darts_search import FewShotDarts
 
     f = FewShotDarts("nb201", edges=[1], batch_size=32, device="cpu", **TINY)
-    f.fit(small, Budget(evaluations=2, seconds=1e-9), tmp_path)  # T is spent after the root's first epoch
-    assert f.root.epoch == 1 and len(f.children) == 5 and f.untrained == 5
+    f.fit(small, Budget(evaluations=2, seconds=1e-9), tmp_path)  # T is spent after the root's first step
+    assert (f.root.epoch, f.root.epoch_step) == (0, 1) and len(f.children) == 5 and f.untrained == 5
     for child in f.children:  # untrained children carry their parent's α on every edge they keep
         assert child.epoch == 0 and child.seconds == 0
         for k in child.alpha:

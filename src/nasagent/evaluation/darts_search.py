@@ -290,7 +290,7 @@ class DartsSearch:
             self._arch_step(ep.x[iw], ep.y[iw], ep.x[ia], ep.y[ia], ep.lr)
             self.optimizer.zero_grad(set_to_none=True)
             loss = self._loss(ep.x[iw], ep.y[iw], self.weights(detach=True))
-            check_loss(loss.detach(), self.epoch, step, ep.lr)
+            check_loss(loss.detach(), self.epoch, ep.first_step + step, ep.lr)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.settings.grad_clip or 5.0)
             self.optimizer.step()
@@ -415,7 +415,7 @@ class EnasSearch(DartsSearch):
             arch, _ = self._sample()  # shared weights: one single-path step on a policy draw
             self.optimizer.zero_grad(set_to_none=True)
             loss = torch.nn.functional.cross_entropy(self.net(ep.x[iw], arch), ep.y[iw])
-            check_loss(loss.detach(), self.epoch, step, ep.lr)
+            check_loss(loss.detach(), self.epoch, ep.first_step + step, ep.lr)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.settings.grad_clip or 5.0)
             self.optimizer.step()

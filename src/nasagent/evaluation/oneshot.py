@@ -65,6 +65,7 @@ class Epoch:
     seconds_limit: float | None
     seconds_before: float
     stopped_after: int | None = None  # set by a ``train`` that stops early: the batches it finished
+    first_step: int = 0  # the epoch's batches an earlier, time-limited call finished (``batches`` starts after them)
 
     def out_of_time(self) -> bool:
         """True once the wall-time budget is spent (a search may stop mid-epoch: set ``stopped_after``)."""
@@ -106,7 +107,7 @@ def run_epochs(search, data, budget: Budget | int, checkpoint: Path | None, stre
         orders = [batch_order(len(idx), search.settings.batch_size, [search.seed, stream], search.epoch) for idx, stream in streams]
         batches = list(zip(*orders, strict=False))
         done_before = getattr(search, "epoch_step", 0)  # batches of this epoch an earlier, time-limited call finished
-        epoch = Epoch(lr, x, y, batches[done_before:], started, seconds, search.seconds)
+        epoch = Epoch(lr, x, y, batches[done_before:], started, seconds, search.seconds, first_step=done_before)
         out = train(epoch)
         _check_finite(search)  # before anything is recorded: the last good checkpoint must survive a divergence
         search.seconds += time.perf_counter() - started

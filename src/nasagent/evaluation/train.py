@@ -672,13 +672,13 @@ class TrainingBenchmark(Benchmark):
         seen = list(self._finished)
         if self.running_dir is not None:
             try:
-                lines = (self.running_dir / FINISHED_LEDGER).read_text().split()
+                text = (self.running_dir / FINISHED_LEDGER).read_text()
             except OSError:
-                lines = []
-            for line in lines:
+                text = ""
+            for line in text.split("\n")[:-1]:  # the text after the last newline may be a line still being written
                 try:
                     seen.append(float(line))
-                except ValueError:  # a line another process is still writing
+                except ValueError:
                     continue
         seen = [v for v in seen if math.isfinite(v)]
         return max(seen) if seen else None
