@@ -240,6 +240,12 @@ def test_a_refused_resume_writes_nothing_and_old_or_lockless_runs_still_open(tmp
         lock.write_text(f"pid {live.pid} on {socket.gethostname()}")
         with pytest.raises(nasagent.NasagentError, match=f"in use by pid {live.pid}"):
             resume(tmp_path / "nolock", budget=5)
+        # with the start time the writer recorded: its own is held (and shown without it), a reused pid is not
+        since = Path(f"/proc/{live.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        lock.write_text(f"pid {live.pid} on {socket.gethostname()} since {since}")
+        assert load_run(tmp_path / "nolock")[1].stop_reason == f"still running (in use by pid {live.pid} on {socket.gethostname()})"
+        lock.write_text(f"pid {live.pid} on {socket.gethostname()} since {int(since) - 1}")  # a process this pid had before
+        assert load_run(tmp_path / "nolock")[1].stop_reason == "budget exhausted"
     finally:
         live.kill()
         live.wait()
@@ -313,6 +319,8 @@ def test_release_run_empties_only_a_lock_file_that_names_this_process(tmp_path):
     lock = tmp_path / "j.db.lock"
     held = claim_run(tmp_path / "j.db")
     assert lock.read_text().startswith(f"pid {os.getpid()} on ")
+    if Path("/proc/self/stat").exists():  # and when this process started, so a later owner of the pid is not taken for it
+        assert lock.read_text().split(" since ")[1] == Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()[19]
     release_run(held)
     assert lock.read_text() == ""
     held = claim_run(tmp_path / "j.db")

@@ -349,7 +349,7 @@ def _lock_holder(f) -> str | None:
         if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
             raise
         f.seek(0)
-        return f.read().strip() or "another process"
+        return _shown(f.read().strip()) or "another process"
     return None
 
 
@@ -435,9 +435,26 @@ def release_run(f) -> None:
 
 
 def _me() -> str:
+    """What this process writes in a lock file: "pid N on HOST since T", T its start time where /proc has it, so
+    that a later process given the same pid does not read as the writer."""
     import socket
 
-    return f"pid {os.getpid()} on {socket.gethostname()}"
+    since = _start_time(os.getpid())
+    return f"pid {os.getpid()} on {socket.gethostname()}" + (f" since {since}" if since else "")
+
+
+def _shown(text: str) -> str:
+    """A lock file's text as messages show it: the writer without its start time."""
+    return text.split(" since ", 1)[0]
+
+
+def _start_time(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks after boot, /proc/PID/stat field 22), or None where unknown."""
+    try:
+        with open(f"/proc/{int(pid)}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _write_pid(f) -> None:
@@ -449,15 +466,16 @@ def _write_pid(f) -> None:
 
 def _live_writer(text: str) -> str | None:
     """Where no OS lock can be had: who the lock file names ("pid N on HOST") while that process may be alive;
-    None (nobody) for an empty file or a process of this host that has ended. A process on another host cannot
-    be checked from here and counts as alive."""
+    None (nobody) for an empty file or a process of this host that has ended, including one whose pid a later
+    process now has (the start time written after "since" differs). A process on another host cannot be
+    checked from here and counts as alive."""
     import socket
 
     parts = text.split()
     if len(parts) < 2 or parts[0] != "pid" or not (parts[1].isascii() and parts[1].isdigit()) or not 0 < int(parts[1]) < 2**31:
         return None  # not a pid this module wrote
     if len(parts) >= 4 and parts[2] == "on" and parts[3] != socket.gethostname():
-        return text
+        return _shown(text)
     try:
         os.kill(int(parts[1]), 0)
     except (ProcessLookupError, OverflowError):
@@ -470,7 +488,11 @@ def _live_writer(text: str) -> str | None:
                 return None
     except (OSError, IndexError):
         pass
-    return text
+    if len(parts) >= 6 and parts[4] == "since":  # the pid now belongs to a process started later: the writer is gone
+        now = _start_time(int(parts[1]))
+        if now is not None and now != parts[5]:
+            return None
+    return _shown(text)
 
 
 def _dump(v) -> str | None:
