@@ -313,6 +313,33 @@ def test_a_search_refused_before_its_first_trial_leaves_no_run_behind(tmp_path, 
     assert not (tmp_path / "r").exists()  # so the corrected command is not told the folder "already holds a run"
 
 
+def test_without_os_locks_a_claim_in_progress_is_refused_and_a_dead_one_taken_over(tmp_path, monkeypatch):
+    """Without OS locks, reading the lock file's pid and writing one is guarded by an exclusively created claim
+    file: a claim in progress elsewhere (a fresh claim file) is refused; one left by a dead claimer (older than
+    CLAIM_STALE_SECONDS) is taken over; a successful claim removes the claim file."""
+    import errno
+    import fcntl
+
+    from nasagent.runtime import journal as journal_module
+    from nasagent.runtime.journal import claim_run, release_run
+
+    def no_locks(f, how):
+        raise OSError(errno.ENOLCK, "no locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    path = tmp_path / "j.db"
+    guard = tmp_path / "j.db.lock.claim"
+    guard.write_text("")
+    with pytest.raises(nasagent.NasagentError, match=r"being claimed by another process right now .*, or try elsewhere"):
+        claim_run(path, advice="or try elsewhere")
+    assert (tmp_path / "j.db.lock").read_text() == "" and guard.exists()  # refused before anything was written
+    old = time.time() - journal_module.CLAIM_STALE_SECONDS - 5
+    os.utime(guard, (old, old))
+    held = claim_run(path)
+    assert (tmp_path / "j.db.lock").read_text().startswith(f"pid {os.getpid()} on ") and not guard.exists()
+    release_run(held)
+
+
 def test_release_run_empties_only_a_lock_file_that_names_this_process(tmp_path):
     from nasagent.runtime.journal import claim_run, release_run
 

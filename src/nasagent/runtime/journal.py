@@ -13,6 +13,7 @@ separate events table halves the statements per sample (the runner's overhead is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -390,18 +391,22 @@ def claim_run(journal_path: str | Path, advice: str = "or search into another --
     try:
         holder = _lock_holder(f)
     except OSError as e:  # e.g. a file system without locks: the pid the lock file names is the guard
-        f.seek(0)
-        named = f.read().strip()
-        # this process's own pid is a live writer only if this process holds the run (else a leftover: a reused pid)
-        holder = _live_writer(named) if named != _me() or _lock_key(f) in _HELD_WITHOUT_OS_LOCK else None
-        if holder is not None:
+        try:
+            with _claiming(f, journal_path, advice):  # read, decide and write as one step among claimers
+                f.seek(0)
+                named = f.read().strip()
+                # this process's own pid is a live writer only if this process holds the run (else a leftover: a reused pid)
+                holder = _live_writer(named) if named != _me() or _lock_key(f) in _HELD_WITHOUT_OS_LOCK else None
+                if holder is not None:
+                    raise NasagentError(f"{Path(journal_path).parent} is in use by {holder} (this file system has no locks, "
+                                        f"so {f.name} names the writer); wait for it to finish (if that process is gone, "
+                                        f"empty that file), {advice}")
+                _write_pid(f)  # so that ``run_holder`` and the next claim can tell a live run from a finished one
+        except NasagentError:
             f.close()
-            raise NasagentError(f"{Path(journal_path).parent} is in use by {holder} (this file system has no locks, so "
-                                f"{f.name} names the writer); wait for it to finish (if that process is gone, empty "
-                                f"that file), {advice}") from None
+            raise
         logging.getLogger("nasagent").warning("cannot lock %s (%s); the pid written in it is the only one-writer guard",
                                               f.name, e)
-        _write_pid(f)  # so that ``run_holder`` and the next claim can tell a live run from a finished one
         _HELD_WITHOUT_OS_LOCK.add(_lock_key(f))
         return f
     if holder is not None:
@@ -414,6 +419,41 @@ def claim_run(journal_path: str | Path, advice: str = "or search into another --
 
 #: the lock files this process holds where the OS gives no lock (a second claim in this process is refused)
 _HELD_WITHOUT_OS_LOCK: set[str] = set()
+
+#: a claim file older than this is left over from a claimer that died between creating and removing it
+CLAIM_STALE_SECONDS = 30.0
+
+
+@contextlib.contextmanager
+def _claiming(f, journal_path, advice: str):
+    """Without OS locks, reading the lock file's pid and writing ours must not interleave with another claimer's:
+    an exclusively created ``<lock>.claim`` file admits one claimer at a time (a leftover older than
+    ``CLAIM_STALE_SECONDS`` is taken over). Where that file cannot be made at all, the claim goes on unguarded."""
+    guard = f.name + ".claim"
+    fd = None
+    for _ in range(3):
+        try:
+            fd = os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                age = time.time() - os.path.getmtime(guard)
+            except OSError:
+                continue  # removed meanwhile: try again
+            if age < CLAIM_STALE_SECONDS:
+                raise NasagentError(f"{Path(journal_path).parent} is being claimed by another process right now "
+                                    f"({guard} exists); try again in a moment, {advice}") from None
+            with contextlib.suppress(OSError):
+                os.unlink(guard)
+        except OSError:
+            break  # no exclusive create here either: as before, unguarded
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(guard)
 
 
 def _lock_key(f) -> str:
