@@ -319,6 +319,7 @@ def test_without_os_locks_a_claim_in_progress_is_refused_and_a_dead_one_taken_ov
     CLAIM_STALE_SECONDS) is taken over; a successful claim removes the claim file."""
     import errno
     import fcntl
+    import socket
 
     from nasagent.runtime import journal as journal_module
     from nasagent.runtime.journal import claim_run, release_run
@@ -338,6 +339,34 @@ def test_without_os_locks_a_claim_in_progress_is_refused_and_a_dead_one_taken_ov
     held = claim_run(path)
     assert (tmp_path / "j.db.lock").read_text().startswith(f"pid {os.getpid()} on ") and not guard.exists()
     release_run(held)
+    # another claimer takes the stale file over between this one's look at it and its move: its claim stands
+    guard.write_text("")
+    os.utime(guard, (old, old))
+    real_rename, replaced = os.rename, []
+
+    def rename(src, dst):
+        if str(src) == str(guard) and not replaced:
+            guard.unlink()
+            replaced.append(os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY))  # the other claimer's fresh file
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(journal_module.os, "rename", rename)
+    with pytest.raises(nasagent.NasagentError, match="being claimed by another process right now"):
+        claim_run(path)
+    os.close(replaced[0])
+    assert guard.exists() and time.time() - guard.stat().st_mtime < 5  # the fresh claim file is back in place
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("j.db.lock.claim.")] == []
+    # a lock file from before start times were recorded, naming this process's pid: a leftover, not a live writer
+    monkeypatch.undo()
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    guard.unlink()
+    (tmp_path / "j.db.lock").write_text(f"pid {os.getpid()} on {socket.gethostname()}")
+    release_run(claim_run(path))
+    # the refusal is one message, not chained to the file system's "no locks" error
+    (tmp_path / "j.db.lock").write_text(f"pid {os.getppid()} on {socket.gethostname()}")
+    with pytest.raises(nasagent.NasagentError, match="in use by") as refused:
+        claim_run(path)
+    assert refused.value.__suppress_context__
 
 
 def test_release_run_empties_only_a_lock_file_that_names_this_process(tmp_path):

@@ -396,11 +396,14 @@ def claim_run(journal_path: str | Path, advice: str = "or search into another --
                 f.seek(0)
                 named = f.read().strip()
                 # this process's own pid is a live writer only if this process holds the run (else a leftover: a reused pid)
-                holder = _live_writer(named) if named != _me() or _lock_key(f) in _HELD_WITHOUT_OS_LOCK else None
+                # (whatever start time it gives: a file naming this pid on this host was written by this process or
+                # by an earlier one that had its pid)
+                mine = _shown(named) == _shown(_me())
+                holder = _live_writer(named) if not mine or _lock_key(f) in _HELD_WITHOUT_OS_LOCK else None
                 if holder is not None:
                     raise NasagentError(f"{Path(journal_path).parent} is in use by {holder} (this file system has no locks, "
                                         f"so {f.name} names the writer); wait for it to finish (if that process is gone, "
-                                        f"empty that file), {advice}")
+                                        f"empty that file), {advice}") from None
                 _write_pid(f)  # so that ``run_holder`` and the next claim can tell a live run from a finished one
         except NasagentError:
             f.close()
@@ -437,14 +440,27 @@ def _claiming(f, journal_path, advice: str):
             break
         except FileExistsError:
             try:
-                age = time.time() - os.path.getmtime(guard)
+                seen = os.stat(guard)
             except OSError:
                 continue  # removed meanwhile: try again
-            if age < CLAIM_STALE_SECONDS:
-                raise NasagentError(f"{Path(journal_path).parent} is being claimed by another process right now "
-                                    f"({guard} exists); try again in a moment, {advice}") from None
+            busy = NasagentError(f"{Path(journal_path).parent} is being claimed by another process right now "
+                                 f"({guard} exists); try again in a moment, {advice}")
+            if time.time() - seen.st_mtime < CLAIM_STALE_SECONDS:
+                raise busy from None
+            # take the leftover over by moving it aside, and make sure the file moved is the one found stale (same
+            # inode and time: a new file may reuse the inode): another claimer may have replaced it meanwhile, and
+            # its claim must stand
+            aside = f"{guard}.{os.getpid()}"
+            try:
+                os.rename(guard, aside)
+            except OSError:
+                continue
+            moved = os.stat(aside)
+            if (moved.st_ino, moved.st_dev, moved.st_mtime_ns) != (seen.st_ino, seen.st_dev, seen.st_mtime_ns):
+                os.rename(aside, guard)
+                raise busy from None
             with contextlib.suppress(OSError):
-                os.unlink(guard)
+                os.unlink(aside)
         except OSError:
             break  # no exclusive create here either: as before, unguarded
     try:
@@ -466,7 +482,7 @@ def release_run(f) -> None:
     _HELD_WITHOUT_OS_LOCK.discard(_lock_key(f))
     try:
         f.seek(0)
-        if f.read().strip() == _me():
+        if _shown(f.read().strip()) == _shown(_me()):
             f.seek(0)
             f.truncate()
     except OSError:
@@ -479,8 +495,14 @@ def _me() -> str:
     that a later process given the same pid does not read as the writer."""
     import socket
 
-    since = _start_time(os.getpid())
-    return f"pid {os.getpid()} on {socket.gethostname()}" + (f" since {since}" if since else "")
+    pid = os.getpid()
+    if pid not in _MY_START:  # read once per process (a fork has its own pid), so the text never changes
+        _MY_START[pid] = _start_time(pid)
+    since = _MY_START[pid]
+    return f"pid {pid} on {socket.gethostname()}" + (f" since {since}" if since else "")
+
+
+_MY_START: dict[int, str | None] = {}
 
 
 def _shown(text: str) -> str:
