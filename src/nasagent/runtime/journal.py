@@ -395,9 +395,8 @@ def claim_run(journal_path: str | Path, advice: str = "or search into another --
             with _claiming(f, journal_path, advice):  # read, decide and write as one step among claimers
                 f.seek(0)
                 named = f.read().strip()
-                # this process's own pid is a live writer only if this process holds the run (else a leftover: a reused pid)
-                # (whatever start time it gives: a file naming this pid on this host was written by this process or
-                # by an earlier one that had its pid)
+                # a file naming this pid on this host (whatever start time it gives) was written by this process or
+                # by an earlier one that had its pid: a live writer only if this process holds the run
                 mine = _shown(named) == _shown(_me())
                 holder = _live_writer(named) if not mine or _lock_key(f) in _HELD_WITHOUT_OS_LOCK else None
                 if holder is not None:
@@ -510,13 +509,19 @@ def _shown(text: str) -> str:
     return text.split(" since ", 1)[0]
 
 
-def _start_time(pid: int) -> str | None:
-    """When process ``pid`` started (clock ticks after boot, /proc/PID/stat field 22), or None where unknown."""
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first, field 3), or None where unknown."""
     try:
         with open(f"/proc/{int(pid)}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[19]
+            return stat.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError, ValueError):
         return None
+
+
+def _start_time(pid: int, fields: list[str] | None = None) -> str | None:
+    """When process ``pid`` started (clock ticks after boot, field 22 of /proc/PID/stat), or None where unknown."""
+    fields = _proc_stat(pid) if fields is None else fields
+    return fields[19] if fields is not None and len(fields) > 19 else None
 
 
 def _write_pid(f) -> None:
@@ -544,14 +549,11 @@ def _live_writer(text: str) -> str | None:
         return None
     except OSError:  # alive, owned by another user
         pass
-    try:  # a killed process its parent has not reaped yet (a zombie) writes nothing more
-        with open(f"/proc/{int(parts[1])}/stat") as stat:
-            if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return None
-    except (OSError, IndexError):
-        pass
+    fields = _proc_stat(int(parts[1]))
+    if fields and fields[0] == "Z":  # a killed process its parent has not reaped yet (a zombie) writes nothing more
+        return None
     if len(parts) >= 6 and parts[4] == "since":  # the pid now belongs to a process started later: the writer is gone
-        now = _start_time(int(parts[1]))
+        now = _start_time(int(parts[1]), fields)
         if now is not None and now != parts[5]:
             return None
     return _shown(text)
