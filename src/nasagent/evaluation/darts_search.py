@@ -295,8 +295,7 @@ class DartsSearch:
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.settings.grad_clip or 5.0)
             self.optimizer.step()
             losses.append(float(loss.detach()))
-            if ep.out_of_time():  # stop where the time budget ends; a later fit finishes the epoch
-                ep.stopped_after = step + 1
+            if ep.stop_after(step + 1):  # the time budget ends here; a later fit finishes the epoch
                 break
         return losses
 
@@ -430,8 +429,7 @@ class EnasSearch(DartsSearch):
             self.arch_optimizer.step()
             self.baseline = base * self.baseline_decay + (1 - self.baseline_decay) * reward
             out.append((float(loss.detach()), reward))
-            if ep.out_of_time():
-                ep.stopped_after = step + 1
+            if ep.stop_after(step + 1):
                 break
         return out
 

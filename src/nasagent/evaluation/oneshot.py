@@ -68,8 +68,16 @@ class Epoch:
     first_step: int = 0  # the epoch's batches an earlier, time-limited call finished (``batches`` starts after them)
 
     def out_of_time(self) -> bool:
-        """True once the wall-time budget is spent (a search may stop mid-epoch: set ``stopped_after``)."""
+        """True once the wall-time budget is spent (a search may stop mid-epoch: see ``stop_after``)."""
         return self.seconds_limit is not None and self.seconds_before + time.perf_counter() - self.started >= self.seconds_limit
+
+    def stop_after(self, done: int) -> bool:
+        """Called after ``done`` of ``batches``: True once the time budget is spent, with ``stopped_after`` set, so
+        that ``train`` stops there and a later call resumes the epoch at the next batch."""
+        if not self.out_of_time():
+            return False
+        self.stopped_after = done
+        return True
 
 
 def run_epochs(search, data, budget: Budget | int, checkpoint: Path | None, streams: list[tuple],

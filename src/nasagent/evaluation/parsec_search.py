@@ -252,8 +252,7 @@ class ParsecSearch:
             isb = torch.from_numpy(self._s_idx[bs]).to(self.device)
             st = self.step(ep.x[isb], ep.y[isb], ep.x[it], ep.y[it])
             (skipped if "skipped" in st else stats).append(st)
-            if ep.out_of_time():
-                ep.stopped_after = i + 1
+            if ep.stop_after(i + 1):
                 break
         if not stats:
             raise TrainingDiverged(
