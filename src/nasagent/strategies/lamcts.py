@@ -528,13 +528,22 @@ def read_minimize_journal(path) -> MinimizeResult | None:
         rows = [r for r in journal.trials() if r.status != "running"]
     finally:
         journal.close()
-    done = [(np.asarray(json.loads(r.arch), dtype=np.float64), r.metrics.get("value") if r.status == "ok" else None)
-            for r in rows]
+    done = [(_row_point(r), _row_value(r)) for r in rows]
     xs = [x for x, y in done if y is not None]
     ys = [y for _, y in done if y is not None]
     i = int(np.argmin(ys)) if ys else None
     return MinimizeResult(x=None if i is None else xs[i], fun=None if i is None else ys[i], nfev=len(done),
                           nfail=len(done) - len(ys), history_x=np.array(xs), history_y=np.array(ys), settings=settings)
+
+
+def _row_point(row) -> np.ndarray:
+    """The point of a journal row ``minimize`` wrote (its ``arch`` is the point as a JSON list)."""
+    return np.asarray(json.loads(row.arch), dtype=np.float64)
+
+
+def _row_value(row) -> float | None:
+    """The value of a journal row ``minimize`` wrote; None for a failed evaluation."""
+    return row.metrics.get("value") if row.status == "ok" else None
 
 
 class _MinimizeJournal:
@@ -585,11 +594,10 @@ class _MinimizeJournal:
         return self.replaying and row is not None and row.status != "running"
 
     def _point(self, number: int) -> np.ndarray:
-        return np.asarray(json.loads(self.rows[number].arch), dtype=np.float64)
+        return _row_point(self.rows[number])
 
     def _value(self, number: int) -> float | None:
-        row = self.rows[number]
-        return row.metrics.get("value") if row.status == "ok" else None
+        return _row_value(self.rows[number])
 
     def first_divergence(self, first: int, points: list[np.ndarray]) -> int | None:
         """The position in ``points`` (evaluations ``first``, ``first + 1``, ...) of the first whose journal row
