@@ -6,7 +6,8 @@ fixed torch seed per network; searched metric: validation accuracy, several netw
 Then 10 trials of AlphaX (c = 200, the paper's value for this domain), MCTS without the Meta-DNN, tabular
 Q-learning (alpha 0.2, gamma 1, epsilon 0.2, Q0 0.5), hill climbing with revisit-restart, and random
 search, each until it finds a best network (cap: the 585 networks). Writes
-benchmarks/results/alphax_convnet.json and .png; the table is cached in benchmarks/cache/alphax/.
+benchmarks/results/alphax_convnet.json and .png (``--name`` to change; a ``--train-fraction`` < 1 quick check writes
+alphax_convnet_quick unless named); the table is cached in benchmarks/cache/alphax/.
 
     python benchmarks/alphax_convnet.py --seeds 6 --epochs 1
 """
@@ -94,9 +95,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--train-fraction", type=float, default=1.0,
                     help="share of the training split each network trains on (< 1: a quick check, not the result)")
+    ap.add_argument("--name", default=None, help="results file name (default alphax_convnet; alphax_convnet_quick with "
+                    "--train-fraction < 1, so that a quick check never overwrites the result)")
     args = ap.parse_args()
     if not 0 < args.train_fraction <= 1:
         raise SystemExit(f"--train-fraction must be in (0, 1], got {args.train_fraction}")
+    name = args.name or ("alphax_convnet" if args.train_fraction == 1 else "alphax_convnet_quick")
     set_threads()
 
     tag = f"_e{args.epochs}" + (f"_f{args.train_fraction:g}" if args.train_fraction < 1 else "")
@@ -133,8 +137,8 @@ def main() -> None:
     extra = {"checks": checks, "n_networks": len(keys), "n_optimal": len(opt_keys), "optimum_val_accuracy": optimum,
              "optimal_networks": sorted(opt_keys), "val_accuracy_quartiles": np.percentile(vals, [25, 50, 75]).tolist(),
              "epochs": args.epochs, "train_fraction": args.train_fraction, "dataset": "digits 8x8, seeded 60/20/20 split"}
-    write_results("alphax_convnet", rows, extra=extra, machine=machine_info(threads=1))
-    plot_bars(bars, RESULTS_DIR / "alphax_convnet.png", title="Simplified CNN domain (digits): samples to a best network", ylabel="samples")
+    write_results(name, rows, extra=extra, machine=machine_info(threads=1))
+    plot_bars(bars, RESULTS_DIR / f"{name}.png", title="Simplified CNN domain (digits): samples to a best network", ylabel="samples")
     print(json.dumps(checks))
 
 

@@ -8,7 +8,8 @@ All seeds of one GCN setting train together as one stacked network (``GCNPredict
 
 Fit and predict times of every predictor at N = 500 (one seed, predict on 10,000 NB201 cells; ``--timing-train``
 and ``--timing-predict`` make them small for a quick check) come from the same invocation. Results cache per (dataset, predictor, N) under benchmarks/cache/predictor_ranking/.
-Writes benchmarks/results/predictor_ranking.json and .png.
+Writes benchmarks/results/predictor_ranking.json and .png (``--name`` to change; with ``--timing-train`` or
+``--timing-predict`` below their defaults, predictor_ranking_quick unless named).
 """
 
 from __future__ import annotations
@@ -148,10 +149,14 @@ def main() -> None:
     ap.add_argument("--timing-train", type=int, default=500, help="cells each timed predictor is fitted on")
     ap.add_argument("--timing-predict", type=int, default=10_000, help="cells each timed predictor scores")
     ap.add_argument("--plot-only", action="store_true", help="redraw the figure from the results file")
+    ap.add_argument("--name", default=None, help="results file name (default predictor_ranking; predictor_ranking_quick "
+                    "when --timing-train or --timing-predict is below its default, so a quick check keeps the result)")
     args = ap.parse_args()
+    quick = args.timing_train < 500 or args.timing_predict < 10_000
+    name = args.name or ("predictor_ranking_quick" if quick and not args.no_timings else "predictor_ranking")
     if args.plot_only:
-        doc = json.loads((RESULTS_DIR / "predictor_ranking.json").read_text())
-        plot(doc["rows"], args.datasets.split(","), RESULTS_DIR / "predictor_ranking.png")
+        doc = json.loads((RESULTS_DIR / f"{name}.json").read_text())
+        plot(doc["rows"], args.datasets.split(","), RESULTS_DIR / f"{name}.png")
         return
     import torch
 
@@ -222,9 +227,9 @@ def main() -> None:
         if args.timing_train < 2 or args.timing_predict < 1 or args.timing_train + args.timing_predict > len(archs):
             raise SystemExit(f"--timing-train (>= 2) plus --timing-predict (>= 1) must fit in the table's {len(archs)} cells")
         rows += timings(space, archs, y, n=args.timing_train, n_pred=args.timing_predict)
-    write_results("predictor_ranking", rows, extra={"checks": checks, "sizes": sizes, "test_size": args.test},
+    write_results(name, rows, extra={"checks": checks, "sizes": sizes, "test_size": args.test},
                   machine=machine_info(threads=1))
-    plot(rows, args.datasets.split(","), RESULTS_DIR / "predictor_ranking.png")
+    plot(rows, args.datasets.split(","), RESULTS_DIR / f"{name}.png")
     print(json.dumps(checks, indent=1))
 
 
