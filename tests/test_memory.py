@@ -19,6 +19,7 @@ from nasagent.systems.memory import (
     measure_peak,
     plan_memory,
 )
+from nasagent.systems.meter import peak_of_allocations
 from nasagent.systems.memplan import STAGES, DryRunner, MachineRates, first_fit_replay, lru_replay
 
 MB = 2**20
@@ -101,6 +102,26 @@ def test_measure_peak_counts_new_tensors_only_and_reports_what_is_left():
     assert 256 * 1024 <= m.end_bytes < 300 * 1024
     assert m.result.numel() == 2**16 and before.numel() == 2**20
     assert m.rss_peak_bytes is None or m.rss_peak_bytes >= 0
+
+
+def test_peak_of_allocations_gives_no_credit_for_freeing_older_blocks():
+    # (time, address, bytes); frees negative. Address 1 was allocated before the call: its free must not let
+    # the 8-byte block ride on the room it leaves (CUDA's own counter would read 8 - 4 = 4 here).
+    assert peak_of_allocations([(0, 1, -4), (1, 2, 8)]) == (8, 8)
+    # an address reused after its free counts twice; a block freed in the tick it was allocated still counts
+    assert peak_of_allocations([(0, 5, 3), (1, 5, -3), (2, 5, 6), (3, 6, 2), (3, 6, -2)]) == (8, 6)
+    # the events may come in any order: they are replayed by time
+    assert peak_of_allocations([(2, 7, -5), (1, 8, 1), (0, 7, 5)]) == (6, 1)
+
+
+def test_measure_peak_gives_no_credit_for_freeing_a_block_from_before_the_call():
+    holder = [torch.ones(2**20)]  # 4 MiB allocated before the call
+
+    def work():
+        holder.clear()  # frees the 4 MiB inside the call
+        return torch.ones(2**21).sum()  # 8 MiB new
+
+    assert measure_peak(work, device="cpu", rss=False).peak_bytes >= 8 * MB
 
 
 def test_measure_peak_rejects_unknown_devices():

@@ -11,10 +11,15 @@ What counts (the same rule on every device):
 - Memory outside the torch allocator does not count: numpy arrays, Python objects, the host pool of the
   memory runtime's offloading (``systems.memory``), the interpreter itself.
 
-Sources: on CUDA, ``torch.cuda.max_memory_allocated`` minus the allocated bytes at the start (the caching
-allocator's *allocated*, not *reserved*, bytes). On CPU there is no allocator counter, so the call runs under
-``torch.profiler`` with ``profile_memory=True`` and the meter replays the allocator's allocation/free events
-in time order. The profiler slows the call down: time a step separately, never inside ``measure_peak``.
+Source, on both devices: the call runs under ``torch.profiler`` with ``profile_memory=True`` and the meter
+replays the allocator's allocation/free events of that device in time order. A free is paired with its
+allocation by address; a free of a block allocated before the call is skipped, which is the "no credit" rule
+(the CPU profiler does not even record those; the CUDA caching allocator does). CUDA's own counter,
+``torch.cuda.max_memory_allocated`` minus the allocated bytes at the start, would credit such frees: a call that
+drops last step's 4 MiB of gradients and then allocates 8 MiB reads 4 MiB there. It is used only where the
+profiler recorded no CUDA allocation at all (a torch build whose CUDA allocator does not report to the profiler),
+and the result's ``source`` says so ("cuda-allocator" instead of "cuda-profiler"). Allocated, not reserved,
+bytes in both cases. The profiler slows the call down: time a step separately, never inside ``measure_peak``.
 
 Cross-check: on Linux the process's resident-set high-water mark is reset before the call
 (``/proc/self/clear_refs``) and read after, giving ``rss_peak_bytes`` (peak RSS minus RSS at the start).
@@ -37,7 +42,7 @@ class PeakMemory:
     """Result of ``measure_peak``; ``peak_bytes`` is the figure, the rest is context."""
 
     peak_bytes: int
-    source: str  # "cuda-allocator" or "cpu-profiler"
+    source: str  # "cpu-profiler", "cuda-profiler", or "cuda-allocator" (the fallback; see the module docstring)
     end_bytes: int  # allocated inside the call and still alive after it
     rss_peak_bytes: int | None  # resident-set high-water mark over the call's start (Linux CPU only)
     seconds: float  # wall time of the measured call, profiler overhead included
@@ -74,57 +79,80 @@ def _measure_cuda(fn, args, kwargs, dev) -> PeakMemory:
     torch.cuda.synchronize(dev)
     start = torch.cuda.memory_allocated(dev)
     torch.cuda.reset_peak_memory_stats(dev)
-    t0 = time.perf_counter()
-    result = fn(*args, **kwargs)
-    torch.cuda.synchronize(dev)
-    seconds = time.perf_counter() - t0
-    peak = torch.cuda.max_memory_allocated(dev) - start
+    prof, result, seconds = _profiled(fn, args, kwargs, sync=lambda: torch.cuda.synchronize(dev))
+    events = _allocation_events(prof, str(dev) if dev.index is not None else f"cuda:{torch.cuda.current_device()}")
+    if events:
+        peak, end = peak_of_allocations(events)
+        return PeakMemory(peak, "cuda-profiler", end, None, seconds, result)
+    peak = torch.cuda.max_memory_allocated(dev) - start  # credits frees of older blocks (module docstring)
     end = torch.cuda.memory_allocated(dev) - start
     return PeakMemory(max(int(peak), 0), "cuda-allocator", int(end), None, seconds, result)
 
 
 def _measure_cpu(fn, args, kwargs, rss: bool) -> PeakMemory:
+    rss_start = _reset_rss_peak() if rss else None
+    prof, result, seconds = _profiled(fn, args, kwargs)
+    rss_peak = None
+    if rss_start is not None:
+        hwm = _proc_status().get("VmHWM")
+        rss_peak = max(hwm - rss_start, 0) if hwm is not None else None
+    peak, end = peak_of_allocations(_allocation_events(prof, "cpu"))
+    return PeakMemory(peak, "cpu-profiler", end, rss_peak, seconds, result)
+
+
+def _profiled(fn, args, kwargs, sync=None):
+    """``fn(*args, **kwargs)`` under the profiler with memory events: (profiler, result, wall seconds)."""
     import warnings
 
     from torch.profiler import ProfilerActivity, profile
 
-    rss_start = _reset_rss_peak() if rss else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             t0 = time.perf_counter()
             result = fn(*args, **kwargs)
+            if sync is not None:
+                sync()  # the call's kernels (and their frees) finish inside the profiled window
             seconds = time.perf_counter() - t0
-    rss_peak = None
-    if rss_start is not None:
-        hwm = _proc_status().get("VmHWM")
-        rss_peak = max(hwm - rss_start, 0) if hwm is not None else None
-    peak, end = _replay_allocations(prof)
-    return PeakMemory(peak, "cpu-profiler", end, rss_peak, seconds, result)
+    return prof, result, seconds
 
 
-def _replay_allocations(prof) -> tuple[int, int]:
-    """Peak and final sum of the allocator's (size, time) events recorded by the profiler."""
+def _allocation_events(prof, device: str) -> list[tuple[int, int, int]]:
+    """(time in ns, address, size) of every allocator event on ``device`` ("cpu" or "cuda:i"); frees have a
+    negative size."""
     events = []
     try:
         from torch._C._profiler import _EventType
 
         def walk(ev):
-            if ev.tag == _EventType.Allocation and str(ev.extra_fields.device).startswith("cpu"):
-                events.append((ev.start_time_ns, int(ev.extra_fields.alloc_size)))
+            if ev.tag == _EventType.Allocation and str(ev.extra_fields.device) == device:
+                events.append((ev.start_time_ns, int(ev.extra_fields.ptr), int(ev.extra_fields.alloc_size)))
             for child in ev.children:
                 walk(child)
 
         for root in prof.profiler.kineto_results.experimental_event_tree():
             walk(root)
     except (ImportError, AttributeError) as e:  # a torch without the event tree: no silent wrong answer
-        raise NasagentError(f"this torch build's profiler does not expose allocation events ({e}); use CUDA or upgrade torch") from None
-    events.sort(key=lambda e: e[0])
+        raise NasagentError(f"this torch build's profiler does not expose allocation events ({e}); upgrade torch") from None
+    return events
+
+
+def peak_of_allocations(events) -> tuple[int, int]:
+    """Peak and final sum of live bytes over ``(time, address, size)`` allocator events (frees negative), in time
+    order. A free counts only against an allocation made within the events: freeing an older block gives no
+    credit. An address may be reused after its free. At equal times allocations go first, so a block allocated
+    and freed within one clock tick is not mistaken for an older one."""
     live = peak = 0
-    for _, size in events:
-        live += size
-        peak = max(peak, live)
-    return peak, max(live, 0)
+    alive: dict[int, int] = {}  # address -> bytes allocated inside the call and not yet freed
+    for _, ptr, size in sorted(events, key=lambda e: (e[0], e[2] < 0)):
+        if size >= 0:
+            alive[ptr] = alive.get(ptr, 0) + size
+            live += size
+            peak = max(peak, live)
+        elif ptr in alive:
+            freed = min(-size, alive.pop(ptr))
+            live -= freed
+    return peak, live
 
 
 def _proc_status() -> dict[str, int]:
