@@ -108,7 +108,8 @@ def _profiled(fn, args, kwargs, sync=None):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if sync is not None else [])  # as torch's default on a GPU
+        with profile(activities=activities, profile_memory=True) as prof:
             t0 = time.perf_counter()
             result = fn(*args, **kwargs)
             if sync is not None:
