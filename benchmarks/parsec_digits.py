@@ -357,11 +357,11 @@ def main() -> None:
         "scale_down": __doc__.split("Scale-down vs the paper")[1].split("\n\n")[0].strip(),
     }
     write_results(args.name, rows, extra=extra, machine=machine_info(threads=1))
-    _plot(histories, pa, da, rand_test, memory, RESULTS_DIR / f"{args.name}.png")
+    _plot(histories, pa, da, rand_test, memory, RESULTS_DIR / f"{args.name}.png", selected, args.select_of)
     print(json.dumps(verdicts, indent=1))
 
 
-def _plot(histories, pa, da, rand_test, memory, path: Path) -> None:
+def _plot(histories, pa, da, rand_test, memory, path: Path, selected: dict | None = None, g: int = 1) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -375,9 +375,12 @@ def _plot(histories, pa, da, rand_test, memory, path: Path) -> None:
     ax[0].axhline(CellDistribution().max_entropy(), color="grey", ls="--", label="uniform π")
     ax[0].set(xlabel="search epoch", ylabel="entropy of p(α|π) (nats)", title="PARSEC: entropy of π")
     ax[0].legend()
-    groups = [(n, g) for n, g in (("parsec", pa), ("darts-1st", da), ("random cells", rand_test)) if len(g)]
-    ax[1].boxplot([g for _, g in groups], showmeans=True)
-    ax[1].set_xticks(range(1, len(groups) + 1), [n for n, _ in groups])
+    groups = [(n, v) for n, v in (("parsec", pa), ("darts-1st", da), ("random cells", rand_test)) if len(v)]
+    groups += [(f"{n}\nbest of {g}", v) for n, v in (selected or {}).items()]
+    ax[1].boxplot([v for _, v in groups], showmeans=True)
+    ax[1].set_xticks(range(1, len(groups) + 1), [n for n, _ in groups], fontsize=8 if selected else None)
+    ax[1].axhline(np.median(rand_test), color="grey", ls=":", lw=1, label="random median")
+    ax[1].legend(fontsize=8)
     ax[1].set(ylabel="test accuracy (%), retrained", title="digits16, cells retrained from scratch")
     if memory:
         names = ["parsec", "darts-1st"]
