@@ -13,6 +13,10 @@ journals it as another attempt) and the limit is ours:
 - a trial running longer than ``trial_timeout`` seconds (counted from dispatch) is cancelled with
   ``ray.cancel(force=True)``, which kills its worker process, and is handed back as failed, not retried.
 
+Either way a worker process is gone. Before the next trial (or the retry) is dispatched, a replacement is
+started and builds the evaluator (``_rewarm``, at most ``REWARM_WAIT`` seconds), so its start-up is not billed
+to that trial's timeout.
+
 Every Ray worker builds the evaluator once, from the picklable ``factory`` (or from the evaluator object
 itself when there is none), and keeps it for the following trials of the run.
 """
@@ -49,6 +53,9 @@ _LOST = tuple(
 # -- worker side ----------------------------------------------------------------------------------------
 _EVALUATORS: dict[str, object] = {}  # run token -> evaluator, in each Ray worker process
 _KEEP = 2  # evaluators kept per worker when one cluster serves several runs
+#: seconds the driver waits for replacement workers after a kill before it dispatches without them (meanwhile
+#: it collects no results, so a longer wait would delay other trials' results and timeouts)
+REWARM_WAIT = 30.0
 
 
 def _evaluator(token: str, source: list, is_factory: bool):
@@ -133,6 +140,8 @@ class RayExecutor(Executor):
         self.worker_processes: set[tuple[str, int]] = set()  # (host, pid) that answered the warm-up
         self.n_retries = 0
         self.n_timeouts = 0
+        self.n_rewarmed = 0  # replacement workers started after kills (``_rewarm``)
+        self._retry: list[_Running] = []  # lost trials to dispatch again once their replacement workers are up
         self._token = ""
         self._source: list = []
         self._is_factory = False
@@ -192,6 +201,24 @@ class RayExecutor(Executor):
             )
         self.capacity = min(self.workers, fit)
 
+    def _rewarm(self, n: int) -> None:
+        """Start and build ``n`` replacement workers after kills, so their start-up is not billed to the next
+        trials' timeouts. A replacement that is not ready within ``REWARM_WAIT`` seconds is cancelled; the next
+        trial then starts its own worker, as it would without this step."""
+        if n < 1 or not self.warm_up:
+            return
+        warm = _warm_up.options(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial)
+        refs = [warm.remote(self._token, self._source, self._is_factory) for _ in range(n)]
+        ready, not_ready = ray.wait(refs, num_returns=len(refs), timeout=min(self.start_timeout, REWARM_WAIT))
+        for ref in not_ready:
+            ray.cancel(ref, force=True)
+        for ref in ready:
+            try:
+                self.worker_processes.add(tuple(ray.get(ref)))
+            except rex.RayError:  # e.g. the evaluator failed to build: the next trial reports that itself
+                continue
+        self.n_rewarmed += len(ready)
+
     def _warm(self) -> None:
         """Build the evaluator on as many workers as will run trials, so start-up is not billed to trials."""
         warm = _warm_up.options(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial)
@@ -242,7 +269,12 @@ class RayExecutor(Executor):
             if ready:  # collect everything else that is done too, without waiting
                 ready, _ = ray.wait(list(self.running), num_returns=len(self.running), timeout=0)
             out = [done for ref in ready if (done := self._collect(ref)) is not None]
-            out += self._expire()
+            expired = self._expire()
+            out += expired
+            self._rewarm(len(expired) + len(self._retry))
+            for run in self._retry:  # the attempt's clock starts now, on a warm worker
+                self._submit(_Running(run.trial, time.monotonic(), run.first_submitted, run.attempt))
+            self._retry.clear()
             if out:
                 return out
 
@@ -259,7 +291,7 @@ class RayExecutor(Executor):
                 )
                 if self.on_retry is not None:
                     self.on_retry(run.trial)
-                self._submit(_Running(run.trial, time.monotonic(), run.first_submitted, run.attempt + 1))
+                self._retry.append(_Running(run.trial, time.monotonic(), run.first_submitted, run.attempt + 1))
                 return None
             why = (
                 f"the Ray worker evaluating this trial died {run.attempt} time(s) ({type(e).__name__}); "
