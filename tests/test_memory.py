@@ -19,8 +19,8 @@ from nasagent.systems.memory import (
     measure_peak,
     plan_memory,
 )
-from nasagent.systems.meter import peak_of_allocations
 from nasagent.systems.memplan import STAGES, DryRunner, MachineRates, first_fit_replay, lru_replay
+from nasagent.systems.meter import peak_of_allocations
 
 MB = 2**20
 
