@@ -110,6 +110,8 @@ def test_peak_of_allocations_gives_no_credit_for_freeing_older_blocks():
     assert peak_of_allocations([(0, 1, -4), (1, 2, 8)]) == (8, 8)
     # an address reused after its free counts twice; a block freed in the tick it was allocated still counts
     assert peak_of_allocations([(0, 5, 3), (1, 5, -3), (2, 5, 6), (3, 6, 2), (3, 6, -2)]) == (8, 6)
+    # an older block freed and its address handed out again within one tick: the new block stays alive
+    assert peak_of_allocations([(1, 1, -4), (1, 1, 8), (2, 2, 8)]) == (16, 16)
     # the events may come in any order: they are replayed by time
     assert peak_of_allocations([(2, 7, -5), (1, 8, 1), (0, 7, 5)]) == (6, 1)
 

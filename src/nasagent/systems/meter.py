@@ -79,14 +79,15 @@ def _measure_cuda(fn, args, kwargs, dev) -> PeakMemory:
     torch.cuda.synchronize(dev)
     start = torch.cuda.memory_allocated(dev)
     torch.cuda.reset_peak_memory_stats(dev)
+    name = str(dev) if dev.index is not None else f"cuda:{torch.cuda.current_device()}"  # before fn may switch devices
     prof, result, seconds = _profiled(fn, args, kwargs, sync=lambda: torch.cuda.synchronize(dev))
-    events = _allocation_events(prof, str(dev) if dev.index is not None else f"cuda:{torch.cuda.current_device()}")
+    events = _allocation_events(prof, name)
     if events:
         peak, end = peak_of_allocations(events)
         return PeakMemory(peak, "cuda-profiler", end, None, seconds, result)
     peak = torch.cuda.max_memory_allocated(dev) - start  # credits frees of older blocks (module docstring)
-    end = torch.cuda.memory_allocated(dev) - start
-    return PeakMemory(max(int(peak), 0), "cuda-allocator", int(end), None, seconds, result)
+    end = torch.cuda.memory_allocated(dev) - start  # no events also means a call that allocated nothing: 0 and 0
+    return PeakMemory(max(int(peak), 0), "cuda-allocator", max(int(end), 0), None, seconds, result)
 
 
 def _measure_cpu(fn, args, kwargs, rss: bool) -> PeakMemory:
@@ -141,11 +142,11 @@ def _allocation_events(prof, device: str) -> list[tuple[int, int, int]]:
 def peak_of_allocations(events) -> tuple[int, int]:
     """Peak and final sum of live bytes over ``(time, address, size)`` allocator events (frees negative), in time
     order. A free counts only against an allocation made within the events: freeing an older block gives no
-    credit. An address may be reused after its free. At equal times allocations go first, so a block allocated
-    and freed within one clock tick is not mistaken for an older one."""
+    credit. An address may be reused after its free. Events with equal times keep the order they were recorded
+    in (an allocator can free an older block and hand its address out again within one clock tick)."""
     live = peak = 0
     alive: dict[int, int] = {}  # address -> bytes allocated inside the call and not yet freed
-    for _, ptr, size in sorted(events, key=lambda e: (e[0], e[2] < 0)):
+    for _, ptr, size in sorted(events, key=lambda e: e[0]):
         if size >= 0:
             alive[ptr] = alive.get(ptr, 0) + size
             live += size
