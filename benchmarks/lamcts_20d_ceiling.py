@@ -16,7 +16,7 @@ figures bound what that family could bring as LA-MCTS's local solver:
   deterministic 118.65 (COBYLA from the centre).
 
 This is a diagnostic, not a method comparison: the peers' figures are read from the committed 20-D results file
-(same tasks, seeds 0-4, budget 500), not rerun. ~3 minutes on one core::
+(same tasks, seeds 0-4, budget 500), not rerun. About a minute on one core::
 
     python benchmarks/lamcts_20d_ceiling.py
 

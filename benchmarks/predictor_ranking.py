@@ -8,8 +8,8 @@ All seeds of one GCN setting train together as one stacked network (``GCNPredict
 
 Fit and predict times of every predictor at N = 500 (one seed, predict on 10,000 NB201 cells; ``--timing-train``
 and ``--timing-predict`` make them small for a quick check) come from the same invocation. Results cache per (dataset, predictor, N) under benchmarks/cache/predictor_ranking/.
-Writes benchmarks/results/predictor_ranking.json and .png (``--name`` to change; with ``--timing-train`` or
-``--timing-predict`` below their defaults, predictor_ranking_quick unless named).
+Writes benchmarks/results/predictor_ranking.json and .png (``--name`` to change; with ``--no-timings``, or
+``--timing-train`` / ``--timing-predict`` below their defaults, predictor_ranking_quick unless named).
 """
 
 from __future__ import annotations
@@ -150,10 +150,12 @@ def main() -> None:
     ap.add_argument("--timing-predict", type=int, default=10_000, help="cells each timed predictor scores")
     ap.add_argument("--plot-only", action="store_true", help="redraw the figure from the results file")
     ap.add_argument("--name", default=None, help="results file name (default predictor_ranking; predictor_ranking_quick "
-                    "when --timing-train or --timing-predict is below its default, so a quick check keeps the result)")
+                    "with --no-timings or --timing-train / --timing-predict below their defaults, so a partial run keeps "
+                    "the result)")
     args = ap.parse_args()
     quick = args.timing_train < 500 or args.timing_predict < 10_000
-    name = args.name or ("predictor_ranking_quick" if quick and not args.no_timings else "predictor_ranking")
+    # a run with small or no timing rows is not the full result: keep it out of the committed file unless named
+    name = args.name or ("predictor_ranking_quick" if quick or args.no_timings else "predictor_ranking")
     if args.plot_only:
         doc = json.loads((RESULTS_DIR / f"{name}.json").read_text())
         plot(doc["rows"], args.datasets.split(","), RESULTS_DIR / f"{name}.png")
