@@ -27,12 +27,9 @@ class Scripted:
       kills it; later attempts succeed;
     - ``hang``: writes its pid to ``state_dir/<tag>.hang`` and sleeps for a minute (for timeouts).
     Attempts are told apart by marker files in ``state_dir`` (all workers share this machine's disk).
-    ``build_delay``: seconds each worker spends unpickling it (a slow evaluator set-up, as a big table or a
-    dataset would take).
     """
 
-    def __init__(self, table, state_dir, delay=0.0, delays=None, kill_once=(), kill_always=(), wait_kill=(), hang=(),
-                 build_delay=0.0):
+    def __init__(self, table, state_dir, delay=0.0, delays=None, kill_once=(), kill_always=(), wait_kill=(), hang=()):
         self.table = table
         self.space = table.space
         self.state_dir = str(state_dir)
@@ -40,11 +37,6 @@ class Scripted:
         self.delays = dict(delays or {})
         self.kill_once, self.kill_always = set(kill_once), set(kill_always)
         self.wait_kill, self.hang = set(wait_kill), set(hang)
-        self.build_delay = build_delay
-
-    def __setstate__(self, state):
-        time.sleep(state.get("build_delay", 0.0))
-        self.__dict__.update(state)
 
     def optimum(self, objective):
         return self.table.optimum(objective)

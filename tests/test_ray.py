@@ -150,26 +150,14 @@ def test_trial_timeout_cancels_the_trial_and_kills_its_worker(cluster, nb201, tm
     rows = check_complete(journal, 20)
     row = next(r for r in rows if r.key == key)
     assert row.status == "failed" and "timeout of 3 s" in row.error and row.attempts == 1
-    # the hanging trial timed out; its replacement worker is started before the next dispatch, but Ray may still hand
-    # that trial another idle worker of the pool that has not built this run's evaluator (loaded machine: one more)
+    # the hanging trial timed out; on a loaded machine the replacement worker's start-up (it counts against its first
+    # trial) may time out one more
     assert 1 <= ex.n_timeouts <= 2
     pid = int(pid_file(tmp_path, key, "hang").read_text())
     deadline = time.monotonic() + 10
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(pid), "the worker of a timed-out trial must be killed"
-
-
-def test_a_killed_worker_is_replaced_before_the_next_trial_so_its_start_up_is_not_timed(cluster, nb201, tmp_path):
-    # one worker; every worker spends 2 s building the evaluator, longer than the 1.5 s timeout. Without the
-    # replacement step the trial after the hanging one would land on a fresh worker, time out while it builds,
-    # and so on down the run.
-    key = first_keys(nb201.space, 3)[1]
-    ev = Scripted(nb201, tmp_path, delay=0.05, hang={key}, build_delay=2.0)
-    res, journal, ex = run(ev, budget=5, workers=1, trial_timeout=1.5)
-    rows = check_complete(journal, 5)
-    assert [r.key for r in rows if r.status == "failed"] == [key]
-    assert ex.n_timeouts == 1 and ex.n_rewarmed == 1 and res.n_failed == 1
 
 
 def _alive(pid: int) -> bool:

@@ -13,11 +13,6 @@ journals it as another attempt) and the limit is ours:
 - a trial running longer than ``trial_timeout`` seconds (counted from dispatch) is cancelled with
   ``ray.cancel(force=True)``, which kills its worker process, and is handed back as failed, not retried.
 
-Either way a worker process is gone. A replacement is started and builds the evaluator (``_rewarm``) while
-the next trials (and the retry) wait in the executor, untimed, until it is ready or ``REWARM_WAIT`` seconds
-have passed; so its start-up is not billed to their timeouts. Meanwhile results keep streaming back and the
-running trials' timeouts keep being enforced. ``warm_up=False`` turns this off with the start-up warm-up.
-
 Every Ray worker builds the evaluator once, from the picklable ``factory`` (or from the evaluator object
 itself when there is none), and keeps it for the following trials of the run.
 """
@@ -54,10 +49,6 @@ _LOST = tuple(
 # -- worker side ----------------------------------------------------------------------------------------
 _EVALUATORS: dict[str, object] = {}  # run token -> evaluator, in each Ray worker process
 _KEEP = 2  # evaluators kept per worker when one cluster serves several runs
-#: seconds trials wait in the executor for replacement workers after a kill before they are dispatched anyway
-#: (the replacement's build then goes on, and a trial that lands on it waits for it inside its timeout, as it would
-#: without the re-warm)
-REWARM_WAIT = 30.0
 
 
 def _evaluator(token: str, source: list, is_factory: bool):
@@ -142,10 +133,6 @@ class RayExecutor(Executor):
         self.worker_processes: set[tuple[str, int]] = set()  # (host, pid) that answered the warm-up
         self.n_retries = 0
         self.n_timeouts = 0
-        self.n_rewarmed = 0  # replacement workers that built the evaluator after kills (``_rewarm``)
-        self._lost = 0  # workers lost in the current ``wait`` round
-        self._warming: dict[ray.ObjectRef, float] = {}  # replacement warm-ups in flight -> when to stop waiting
-        self._queued: list[_Running] = []  # trials (new ones and retries) waiting for the replacements
         self._token = ""
         self._source: list = []
         self._is_factory = False
@@ -153,8 +140,6 @@ class RayExecutor(Executor):
     # -- life cycle ---------------------------------------------------------------------------------------
     def start(self, evaluator, budget: Budget | None = None) -> None:
         super().start(evaluator, budget)
-        self._warming.clear()
-        self._queued.clear()
         t0 = time.perf_counter()
         try:
             self._connect()
@@ -207,37 +192,6 @@ class RayExecutor(Executor):
             )
         self.capacity = min(self.workers, fit)
 
-    def _rewarm(self, n: int) -> None:
-        """Start ``n`` replacement workers after kills; trials wait (``_queued``) until they have built the
-        evaluator or ``REWARM_WAIT`` seconds have passed (``_settle_warming``)."""
-        if n < 1 or not self.warm_up:
-            return
-        warm = _warm_up.options(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial)
-        until = time.monotonic() + REWARM_WAIT
-        for _ in range(n):
-            self._warming[warm.remote(self._token, self._source, self._is_factory)] = until
-
-    def _settle_warming(self) -> None:
-        """Note the replacement warm-ups that finished, stop waiting for those past their time (they go on
-        building; nothing is killed), and dispatch the queued trials once none is awaited."""
-        if self._warming:
-            ready, _ = ray.wait(list(self._warming), num_returns=len(self._warming), timeout=0)
-            for ref in ready:
-                del self._warming[ref]
-                try:
-                    self.worker_processes.add(tuple(ray.get(ref)))
-                    self.n_rewarmed += 1
-                except rex.RayError:  # e.g. the evaluator failed to build: the next trial reports that itself
-                    pass
-            now = time.monotonic()
-            for ref, until in list(self._warming.items()):
-                if now >= until:
-                    del self._warming[ref]
-        if not self._warming:
-            queued, self._queued = self._queued, []
-            for run in queued:  # the attempt's clock starts now
-                self._submit(_Running(run.trial, time.monotonic(), run.first_submitted, run.attempt))
-
     def _warm(self) -> None:
         """Build the evaluator on as many workers as will run trials, so start-up is not billed to trials."""
         warm = _warm_up.options(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial)
@@ -258,14 +212,12 @@ class RayExecutor(Executor):
                 continue  # a worker lost during warm-up is replaced by Ray when trials arrive
 
     def shutdown(self) -> None:
-        for ref in [*self.running, *self._warming]:
+        for ref in list(self.running):
             try:
                 ray.cancel(ref, force=True)
             except Exception:  # noqa: BLE001 - the cluster may already be gone
                 pass
         self.running.clear()
-        self._warming.clear()
-        self._queued.clear()
         if self.owns_cluster and ray.is_initialized():
             ray.shutdown()
         self.owns_cluster = False
@@ -273,11 +225,7 @@ class RayExecutor(Executor):
     # -- trials ------------------------------------------------------------------------------------------
     def submit(self, trial: Trial) -> None:
         now = time.monotonic()
-        run = _Running(trial, now, now, 1)
-        if self._warming:  # a replacement worker is building the evaluator: wait for it, untimed
-            self._queued.append(run)
-        else:
-            self._submit(run)
+        self._submit(_Running(trial, now, now, 1))
 
     def _submit(self, run: _Running) -> None:
         name = f"nasagent-trial-{run.trial.number}"
@@ -287,22 +235,14 @@ class RayExecutor(Executor):
         self.running[ref] = run
 
     def wait(self) -> list[tuple[Trial, Result]]:
-        if not self.running and not self._queued:
+        if not self.running:
             raise NasagentError("RayExecutor.wait() called with no trial in flight")
         while True:
-            self._settle_warming()
-            refs = [*self.running, *self._warming]
-            ready, _ = ray.wait(refs, num_returns=1, timeout=self._time_to_deadline())
-            if ready and self.running:  # collect every finished trial, without waiting
+            ready, _ = ray.wait(list(self.running), num_returns=1, timeout=self._time_to_deadline())
+            if ready:  # collect everything else that is done too, without waiting
                 ready, _ = ray.wait(list(self.running), num_returns=len(self.running), timeout=0)
-            else:  # a replacement's warm-up finished or a deadline passed: no trial result yet
-                ready = []
-            self._lost = 0
             out = [done for ref in ready if (done := self._collect(ref)) is not None]
-            expired = self._expire()
-            out += expired
-            self._rewarm(len(expired) + self._lost)
-            self._settle_warming()  # without a re-warm (warm_up=False), retries go out at once
+            out += self._expire()
             if out:
                 return out
 
@@ -311,7 +251,6 @@ class RayExecutor(Executor):
         try:
             return run.trial, ray.get(ref)
         except _LOST as e:
-            self._lost += 1  # its worker is gone: a replacement is warmed up (``_rewarm``)
             if run.attempt <= self.max_retries:
                 self.n_retries += 1
                 log.warning(
@@ -320,7 +259,7 @@ class RayExecutor(Executor):
                 )
                 if self.on_retry is not None:
                     self.on_retry(run.trial)
-                self._queued.append(_Running(run.trial, time.monotonic(), run.first_submitted, run.attempt + 1))
+                self._submit(_Running(run.trial, time.monotonic(), run.first_submitted, run.attempt + 1))
                 return None
             why = (
                 f"the Ray worker evaluating this trial died {run.attempt} time(s) ({type(e).__name__}); "
@@ -337,11 +276,10 @@ class RayExecutor(Executor):
             return run.trial, Result.failed(why, time.monotonic() - run.first_submitted)
 
     def _time_to_deadline(self) -> float | None:
-        """Seconds until the next trial timeout or the end of a wait for a replacement worker (None: no limit)."""
-        ends = [until for until in self._warming.values()]
-        if self.trial_timeout is not None:
-            ends += [r.submitted + self.trial_timeout for r in self.running.values()]
-        return max(0.0, min(ends) - time.monotonic()) if ends else None
+        if self.trial_timeout is None:
+            return None
+        first = min(r.submitted for r in self.running.values())
+        return max(0.0, first + self.trial_timeout - time.monotonic())
 
     def _expire(self) -> list[tuple[Trial, Result]]:
         if self.trial_timeout is None:
