@@ -94,10 +94,10 @@ def with_inits(rec: dict, inits: int, epochs: int, data, stem: Path) -> dict:
     return out
 
 
-def best_of_groups(recs: list[dict], g: int) -> list[dict]:
+def best_of_groups(recs: list[dict], g: int, by=lambda r: r["val_accuracy"]) -> list[dict]:
     """The paper's seed selection as a protocol: of each run of ``g`` consecutive records, the one with the best
-    (retrained, mean over inits) validation accuracy; ties go to the earlier seed."""
-    return [max(recs[i:i + g], key=lambda r: r["val_accuracy"]) for i in range(0, len(recs) - len(recs) % g, g)]
+    ``by`` (default: the retrained validation accuracy, mean over inits); ties go to the earlier seed."""
+    return [max(recs[i:i + g], key=by) for i in range(0, len(recs) - len(recs) % g, g)]
 
 
 def _cached(path: Path, fn):
@@ -308,8 +308,7 @@ def main() -> None:
                          "cells": [r["arch"] for r in kept], "task": "digits16"})
         # the library's own rule (ParsecSearch search_seeds / select_by="mode_val_accuracy"): the search whose most
         # probable cell scored best with the shared weights after its last epoch, no retraining needed
-        by_mode = [max(recs["parsec"][i:i + args.select_of], key=lambda r: r["history"][-1]["mode_val_accuracy"])
-                   for i in range(0, len(recs["parsec"]), args.select_of)]
+        by_mode = best_of_groups(recs["parsec"], args.select_of, by=lambda r: r["history"][-1]["mode_val_accuracy"])
         m, se = mean_se([r["test_accuracy"] for r in by_mode])
         rows.append({"method": f"parsec-best-of-{args.select_of}-by-shared-weights", "metric": "test_accuracy_retrained",
                      "value": m, "se": se, "n_groups": len(by_mode), "samples": [r["test_accuracy"] for r in by_mode],
